@@ -1,0 +1,103 @@
+// ldm: the command line of the Logical Domains Manager.
+#include <cstdio>
+#include <map>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "cli/client.h"
+#include "cli/commands.h"
+#include "cli/format.h"
+
+using namespace ldm;
+
+namespace {
+
+int print_errors(const std::vector<std::string>& errors) {
+  for (const auto& e : errors) fmt::print(stderr, "{}\n", e);
+  return 1;
+}
+
+int run_listing(const cli::Listing& listing) {
+  auto reply = cli::call(cli::socket_path(), protocol::Request{"snapshot", nlohmann::json::object()});
+  if (!reply) return print_errors(reply.error().messages);
+  if (!reply->ok) return print_errors(reply->errors);
+  auto snapshot = cli::snapshot_from_json(reply->result);
+  if (!snapshot) return print_errors(snapshot.error().messages);
+  static const std::map<std::string, Result<std::string> (*)(const cli::Snapshot&, const cli::ListOptions&)> formats = {
+      {"list-domain", cli::list_domain},     {"list-bindings", cli::list_bindings},
+      {"list-services", cli::list_services}, {"list-devices", cli::list_devices},
+      {"list-constraints", cli::list_constraints}};
+  auto text = formats.at(listing.what)(*snapshot, listing.options);
+  if (!text) return print_errors(text.error().messages);
+  fmt::print("{}", *text);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ldm - the Logical Domains Manager command line.\n\n"
+               "Drives the ldmd daemon of this host (socket: $LDM_SOCKET, else /run/ldmd/ldmd.sock).\n"
+               "A domain is inactive (defined), bound (resources reserved) or active (running in QEMU).\n"
+               "Typical use:\n"
+               "  ldm add-vcc port-range=5000-5100 primary-vcc0 primary\n"
+               "  ldm add-domain vcpus=1 memory=256M kernel=/path/test-guest.elf ldg1\n"
+               "  ldm bind-domain ldg1 && ldm start-domain ldg1 && ldm ls",
+               "ldm"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", LDM_VERSION);
+  app.footer("Run 'ldm COMMAND --help' for the usage of one command.");
+
+  cli::Invocation inv;
+  for (const auto& spec : cli::command_specs()) {
+    CLI::App* sub = app.add_subcommand(spec.name, spec.description);
+    for (const auto& alias : spec.aliases) sub->alias(alias);
+    sub->footer("Usage:\n    " + [&] {
+      std::string s = spec.synopsis;
+      for (size_t pos = 0; (pos = s.find('\n', pos)) != std::string::npos; pos += 5) s.replace(pos, 1, "\n    ");
+      return s;
+    }());
+    sub->add_option("operands", inv.operands, "Names and property=value settings, as in the usage below");
+    sub->positionals_at_end(false);
+    const std::string& n = spec.name;
+    if (n == "remove-domain") sub->add_flag("-a,--all", inv.all, "All domains of this host");
+    if (n == "add-vdsdev") sub->add_flag("-f,--force", inv.force, "Accept a backend that does not exist yet");
+    if (n == "stop-domain") {
+      sub->add_flag("-f,--force", inv.force, "Stop at once instead of asking the guest to shut down");
+      sub->add_option("-t,--timeout", inv.timeout, "Seconds to wait for a graceful stop (default 30)");
+    }
+    if (n.rfind("list-", 0) == 0) {
+      sub->add_flag("-p,--parseable", inv.parseable, "Machine-readable output (VERSION, then |-separated records)");
+      sub->add_flag("--json", inv.json, "JSON output");
+      if (n == "list-domain") {
+        sub->add_flag("-l,--long", inv.long_form, "Long form: every section of each domain");
+        sub->add_option("-o,--output", inv.format,
+                        "Sections: console, cpu, disk, domain, memory, network, status, variables (comma-separated)");
+        sub->add_flag("-e", [](int64_t) {}, "Accepted for compatibility");
+      }
+      if (n == "list-bindings") sub->add_flag("-e", [](int64_t) {}, "Accepted for compatibility");
+      if (n == "list-constraints") sub->add_flag("-x,--xml", inv.xml, "XML output (LDM_interface)");
+    }
+    sub->callback([&inv, name = spec.name] { inv.command = name; });
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  auto action = cli::interpret(inv);
+  if (!action) {
+    for (const auto& m : action.error().messages) fmt::print(stderr, "{}\n", m);
+    return 2;
+  }
+  if (auto* listing = std::get_if<cli::Listing>(&*action)) return run_listing(*listing);
+
+  auto reply = cli::call(cli::socket_path(), std::get<protocol::Request>(*action));
+  if (!reply) return print_errors(reply.error().messages);
+  for (const auto& n : reply->notices) fmt::print("{}\n", n);
+  if (!reply->ok) return print_errors(reply->errors);
+  return 0;
+}

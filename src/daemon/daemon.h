@@ -1,0 +1,115 @@
+// ldmd's core: owns the host's model, its store and the QEMU processes of its
+// active domains, and answers control requests.
+//
+// Threading: everything here runs on one asio event loop. Blocking work (ip,
+// spawning QEMU, fsync-heavy store writes are fast enough to stay) goes to a
+// small pool through offload(). The model is only touched between co_awaits,
+// so each mutate() is atomic with respect to other requests.
+//
+// Every change follows one rule: apply it to a copy of the model, persist the
+// copy in one store transaction, and only then make it current and answer.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include <asio.hpp>
+
+#include "base/result.h"
+#include "daemon/config.h"
+#include "hypervisor/launch_spec.h"
+#include "hypervisor/qemu/qmp_client.h"
+#include "model/domain.h"
+#include "protocol/control.h"
+#include "store/store.h"
+
+namespace ldm::daemon {
+
+class Daemon {
+ public:
+  Daemon(asio::io_context& io, DaemonConfig config, std::unique_ptr<store::Store> store, model::HostModel model);
+  ~Daemon();
+
+  // Re-attaches to the QEMU processes of domains the store says are active.
+  asio::awaitable<void> adopt_domains();
+
+  asio::awaitable<protocol::Response> handle(protocol::Request request);
+
+  [[nodiscard]] const model::HostModel& model() const { return model_; }
+
+ private:
+  // Applies `change` to a copy of the model and persists it; the copy becomes
+  // current only when both succeed.
+  template <class Change>
+  Result<> mutate(Change&& change);
+
+  template <class F>
+  asio::awaitable<std::invoke_result_t<F>> offload(F f);
+
+  // Marks a domain busy for the length of a long operation (start, stop).
+  Result<> claim(const std::string& name);
+  void release(const std::string& name) { busy_.erase(name); }
+
+  protocol::Response configure(const protocol::Request& request);
+  asio::awaitable<protocol::Response> add_switch(const protocol::Request& request);
+  asio::awaitable<protocol::Response> remove_switch(const protocol::Request& request);
+  asio::awaitable<protocol::Response> add_volume(const protocol::Request& request);
+  asio::awaitable<Result<>> start_domain(const std::string& name);
+  asio::awaitable<Result<>> stop_domain(const std::string& name, bool force, int timeout_seconds);
+  protocol::Response snapshot() const;
+
+  // Runtime of an active domain.
+  Result<hypervisor::LaunchSpec> launch_spec(const model::Domain& domain) const;
+  asio::awaitable<Result<>> attach_monitor(const std::string& name);
+  void on_monitor_closed(const std::string& name, const std::string& uuid, const std::string& reason);
+  asio::awaitable<void> settle_dead_domain(std::string name, std::string reason);
+  asio::awaitable<bool> wait_for_exit(int pid, std::chrono::milliseconds timeout);
+  void remove_taps(const model::Domain& domain);
+
+  std::string run_path(const model::Domain& d, const char* suffix) const;
+
+  asio::io_context& io_;
+  DaemonConfig config_;
+  std::unique_ptr<store::Store> store_;
+  model::HostModel model_;
+  asio::thread_pool pool_{2};
+  std::string host_tag_;
+  hypervisor::Accelerator accel_;
+  std::map<std::string, std::shared_ptr<hypervisor::qemu::QmpClient>> monitors_;  // by uuid
+  std::set<std::string> busy_;      // domain names with an operation in progress
+  std::set<std::string> stopping_;  // uuids whose QEMU we are ending on purpose
+};
+
+// ---- templates used by both daemon.cc and runtime.cc ----
+
+template <class Change>
+Result<> Daemon::mutate(Change&& change) {
+  model::HostModel next = model_;
+  if (auto r = change(next); !r) return r;
+  if (auto r = store_->save(model_, next); !r) return r;
+  model_ = std::move(next);
+  return {};
+}
+
+// Runs `f` on the pool and resumes the awaiting coroutine on its own executor.
+// Deliberately not a coroutine: GCC 12 mishandles closures passed by value to
+// coroutines (asio's co_spawn entry point is one), freeing their captures twice.
+template <class F>
+asio::awaitable<std::invoke_result_t<F>> Daemon::offload(F f) {
+  using R = std::invoke_result_t<F>;
+  return asio::async_initiate<const asio::use_awaitable_t<>, void(R)>(
+      [this](auto handler, F work) {
+        asio::post(pool_, [handler = std::move(handler), work = std::move(work)]() mutable {
+          R result = work();
+          auto home = asio::get_associated_executor(handler);
+          asio::post(home, [handler = std::move(handler), result = std::move(result)]() mutable {
+            std::move(handler)(std::move(result));
+          });
+        });
+      },
+      asio::use_awaitable, std::move(f));
+}
+
+}  // namespace ldm::daemon

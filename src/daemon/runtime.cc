@@ -1,0 +1,301 @@
+// The running side of the daemon: starting, stopping, watching and re-adopting
+// the QEMU process of each active domain.
+#include <chrono>
+#include <ctime>
+#include <fstream>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "base/messages.h"
+#include "base/process.h"
+#include "daemon/daemon.h"
+#include "hypervisor/qemu/qemu_process.h"
+#include "services/network.h"
+
+namespace ldm::daemon {
+
+using asio::awaitable;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Host-side figures for one running domain, for the UTIL and UPTIME columns.
+json process_stats(const model::Domain& d) {
+  json s = json::object();
+  if (d.state != model::DomainState::Active || d.runtime.pid <= 0) return s;
+  int64_t uptime = std::max<int64_t>(0, std::time(nullptr) - d.runtime.started_at);
+  s["uptime"] = uptime;
+  std::ifstream stat(fmt::format("/proc/{}/stat", d.runtime.pid));
+  std::string line;
+  std::getline(stat, line);
+  auto paren = line.rfind(')');
+  if (paren == std::string::npos) return s;
+  std::istringstream fields(line.substr(paren + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; fields >> field && i <= 15; ++i)
+    if (i == 14 || i == 15) ticks += std::stod(field);  // utime + stime
+  double cpu_seconds = ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+  double available = static_cast<double>(std::max<int64_t>(uptime, 1)) * std::max(1u, d.vcpus);
+  s["util"] = std::min(100.0, 100.0 * cpu_seconds / available);
+  return s;
+}
+
+}  // namespace
+
+Result<hypervisor::LaunchSpec> Daemon::launch_spec(const model::Domain& d) const {
+  hypervisor::LaunchSpec spec;
+  spec.domain = d;
+  spec.accel = accel_;
+  spec.qemu_binary = config_.qemu;
+  spec.qmp_socket = run_path(d, ".qmp");
+  spec.pidfile = run_path(d, ".pid");
+  spec.console_log = run_path(d, ".console.log");
+  spec.console_address = config_.console_address;
+  std::vector<std::string> problems;
+  if (!d.kernel.empty() && access(d.kernel.c_str(), R_OK) != 0)
+    problems.push_back(fmt::format("kernel {} does not exist or is not readable", d.kernel));
+  for (const auto& disk : d.disks) {
+    const model::DiskService* s = model_.find_disk_service(disk.service);
+    const model::Volume* v = nullptr;
+    if (s)
+      for (const auto& vol : s->volumes)
+        if (vol.name == disk.volume) v = &vol;
+    if (!v) {
+      problems.push_back(msg::volume_not_found(disk.volume, disk.service));
+      continue;
+    }
+    if (access(v->backend.c_str(), R_OK) != 0) {
+      problems.push_back(fmt::format("backend {} of volume {}@{} does not exist", v->backend, v->name, s->name));
+      continue;
+    }
+    bool ro = std::find(v->options.begin(), v->options.end(), "ro") != v->options.end();
+    struct stat st {};
+    std::string format = "raw";
+    if (::stat(v->backend.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+      std::ifstream in(v->backend, std::ios::binary);
+      char magic[4] = {};
+      in.read(magic, 4);
+      if (in.gcount() == 4 && std::string(magic, 4) == "QFI\xfb") format = "qcow2";
+    }
+    spec.disks[disk.name] = hypervisor::DiskBackend{v->backend, format, ro};
+  }
+  for (const auto& net : d.networks) spec.taps[net.name] = services::tap_name(host_tag_, d.uuid, net.id);
+  if (!problems.empty()) return fail(Error(problems));
+  return spec;
+}
+
+awaitable<Result<>> Daemon::start_domain(const std::string& name) {
+  const model::Domain* d = model_.find(name);
+  if (name == model::kPrimary) co_return fail(msg::primary_reserved("start-domain"));
+  if (!d) co_return fail(msg::domain_not_found(name));
+  if (d->state == model::DomainState::Active) co_return fail(msg::already_in_state(name, "active"));
+  if (d->state != model::DomainState::Bound) co_return fail(msg::must_be_bound(name, "inactive", "start-domain"));
+  auto spec = launch_spec(*d);
+  if (!spec) co_return fail(msg::qemu_start_failed(name, spec.error().text()));
+  if (auto r = claim(name); !r) co_return r;
+
+  mkdir((config_.state_dir + "/run").c_str(), 0700);
+  auto launch = [spec = *spec]() -> Result<pid_t> {
+    for (const auto& net : spec.domain.networks)
+      if (auto r = services::create_tap(spec.taps.at(net.name), net.vswitch); !r) return fail(r.error());
+    return hypervisor::qemu::launch(spec);
+  };
+  auto launched = co_await offload(std::move(launch));
+  if (!launched) {
+    remove_taps(spec->domain);
+    release(name);
+    co_return fail(msg::qemu_start_failed(name, launched.error().text()));
+  }
+  pid_t pid = *launched;
+  auto r = mutate([&](model::HostModel& m) -> Result<> {
+    model::Domain* dom = m.find(name);
+    dom->state = model::DomainState::Active;
+    dom->runtime = model::Runtime{pid, spec->qmp_socket, std::time(nullptr), {}, "running", ""};
+    for (const auto& [net, tap] : spec->taps) dom->runtime.taps.push_back(tap);
+    return {};
+  });
+  if (!r) {
+    auto kill_it = [pid] {
+      hypervisor::qemu::kill_process(pid);
+      return 0;
+    };
+    co_await offload(std::move(kill_it));
+    remove_taps(spec->domain);
+    release(name);
+    co_return r;
+  }
+  spdlog::info("domain {} started: QEMU pid {}", name, pid);
+  if (auto m = co_await attach_monitor(name); !m) spdlog::warn("domain {}: {}", name, m.error().text());
+  release(name);
+  co_return Result<>{};
+}
+
+awaitable<Result<>> Daemon::attach_monitor(const std::string& name) {
+  const model::Domain* d = model_.find(name);
+  if (!d) co_return fail(msg::domain_not_found(name));
+  std::string uuid = d->uuid;
+  auto client = co_await hypervisor::qemu::QmpClient::connect(d->runtime.qmp_socket, 5s);
+  if (!client) co_return fail(client.error());
+  auto c = *client;
+  monitors_[uuid] = c;
+  c->set_event_handler([this, name](const std::string& event, const json& data) {
+    spdlog::info("domain {}: QEMU event {} {}", name, event, data.dump());
+  });
+  c->set_close_handler([this, name, uuid](const std::string& reason) { on_monitor_closed(name, uuid, reason); });
+  auto status = co_await c->execute("query-status");
+  if (status && status->contains("status"))
+    (void)mutate([&](model::HostModel& m) -> Result<> {
+      if (model::Domain* dom = m.find(name)) dom->runtime.run_state = (*status)["status"].get<std::string>();
+      return {};
+    });
+  co_return Result<>{};
+}
+
+void Daemon::on_monitor_closed(const std::string& name, const std::string& uuid, const std::string& reason) {
+  monitors_.erase(uuid);
+  if (stopping_.contains(uuid)) return;  // stop_domain settles it
+  asio::co_spawn(io_, settle_dead_domain(name, reason), asio::detached);
+}
+
+// The monitor of an active domain closed without us asking: find out whether
+// QEMU died, and if so, show it (state bound, with the reason).
+awaitable<void> Daemon::settle_dead_domain(std::string name, std::string reason) {
+  const model::Domain* d = model_.find(name);
+  if (!d || d->state != model::DomainState::Active) co_return;
+  int pid = d->runtime.pid;
+  bool exited = co_await wait_for_exit(pid, 2s);
+  if (!exited) {
+    spdlog::warn("domain {}: monitor closed ({}) but QEMU {} still runs; reconnecting", name, reason, pid);
+    if (auto r = co_await attach_monitor(name); !r) spdlog::error("domain {}: {}", name, r.error().text());
+    co_return;
+  }
+  spdlog::warn("domain {}: QEMU {} exited unexpectedly ({})", name, pid, reason);
+  model::Domain copy = *d;
+  remove_taps(copy);
+  (void)mutate([&](model::HostModel& m) -> Result<> {
+    if (model::Domain* dom = m.find(name)) {
+      dom->state = model::DomainState::Bound;
+      dom->runtime = model::Runtime{};
+      dom->runtime.last_exit = "QEMU exited unexpectedly";
+    }
+    return {};
+  });
+}
+
+awaitable<bool> Daemon::wait_for_exit(int pid, std::chrono::milliseconds timeout) {
+  asio::steady_timer timer(io_);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (process_alive(pid)) {
+    if (std::chrono::steady_clock::now() >= deadline) co_return false;
+    timer.expires_after(20ms);
+    co_await timer.async_wait(asio::use_awaitable);
+  }
+  co_return true;
+}
+
+void Daemon::remove_taps(const model::Domain& d) {
+  std::vector<std::string> taps = d.runtime.taps;
+  for (const auto& net : d.networks) taps.push_back(services::tap_name(host_tag_, d.uuid, net.id));
+  if (taps.empty()) return;
+  asio::post(pool_, [taps] {
+    for (const auto& t : taps) (void)services::delete_link(t);
+  });
+}
+
+awaitable<Result<>> Daemon::stop_domain(const std::string& name, bool force, int timeout_seconds) {
+  const model::Domain* d = model_.find(name);
+  if (name == model::kPrimary) co_return fail(msg::primary_reserved("stop-domain"));
+  if (!d) co_return fail(msg::domain_not_found(name));
+  if (d->state != model::DomainState::Active) co_return fail(fmt::format("LDom {} is not active", name));
+  if (auto r = claim(name); !r) co_return r;
+  std::string uuid = d->uuid;
+  int pid = d->runtime.pid;
+  stopping_.insert(uuid);
+  auto monitor = monitors_.contains(uuid) ? monitors_[uuid] : nullptr;
+
+  bool exited = false;
+  if (!force) {
+    if (monitor) (void)co_await monitor->execute("system_powerdown");
+    exited = co_await wait_for_exit(pid, std::chrono::seconds(timeout_seconds));
+    if (!exited) {
+      stopping_.erase(uuid);
+      release(name);
+      co_return fail(msg::stop_timed_out(name, timeout_seconds));
+    }
+  } else {
+    if (monitor) (void)co_await monitor->execute("quit", nullptr, 5s);
+    exited = co_await wait_for_exit(pid, 5s);
+    if (!exited) {
+      auto kill_it = [pid] {
+        hypervisor::qemu::kill_process(pid);
+        return 0;
+      };
+      co_await offload(std::move(kill_it));
+    }
+  }
+  if (monitor) monitor->close();
+  model::Domain copy = *model_.find(name);
+  remove_taps(copy);
+  auto r = mutate([&](model::HostModel& m) -> Result<> {
+    model::Domain* dom = m.find(name);
+    dom->state = model::DomainState::Bound;
+    dom->runtime = model::Runtime{};
+    return {};
+  });
+  stopping_.erase(uuid);
+  release(name);
+  spdlog::info("domain {} stopped{}", name, force ? " (forced)" : "");
+  co_return r;
+}
+
+awaitable<void> Daemon::adopt_domains() {
+  std::vector<std::string> active;
+  for (const auto& d : model_.domains)
+    if (d.state == model::DomainState::Active || d.transitioning) active.push_back(d.name);
+  for (const auto& name : active) {
+    const model::Domain* d = model_.find(name);
+    int pid = d->runtime.pid ? d->runtime.pid : hypervisor::qemu::read_pidfile(run_path(*d, ".pid"));
+    if (hypervisor::qemu::is_domain_process(pid, d->uuid)) {
+      if (auto r = co_await attach_monitor(name); r) {
+        spdlog::info("domain {}: re-adopted QEMU pid {}", name, pid);
+        continue;
+      } else {
+        spdlog::warn("domain {}: QEMU pid {} runs but its monitor is unusable: {}", name, pid, r.error().text());
+        continue;
+      }
+    }
+    spdlog::warn("domain {}: QEMU is gone; the domain is now bound", name);
+    model::Domain copy = *d;
+    remove_taps(copy);
+    (void)mutate([&](model::HostModel& m) -> Result<> {
+      model::Domain* dom = m.find(name);
+      dom->state = model::DomainState::Bound;
+      dom->transitioning = false;
+      dom->runtime = model::Runtime{};
+      dom->runtime.last_exit = "QEMU exited while ldmd was not running";
+      return {};
+    });
+  }
+}
+
+protocol::Response Daemon::snapshot() const {
+  json stats = json::object();
+  for (const auto& d : model_.domains) stats[d.name] = process_stats(d);
+  long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGE_SIZE);
+  std::ifstream up("/proc/uptime");
+  double host_uptime = 0;
+  up >> host_uptime;
+  json host = {{"hostname", model_.hostname},
+               {"cpus", sysconf(_SC_NPROCESSORS_ONLN)},
+               {"memory", static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_size)},
+               {"uptime", static_cast<int64_t>(host_uptime)},
+               {"accel", accel_ == hypervisor::Accelerator::Kvm ? "kvm" : "tcg"}};
+  return protocol::Response{true, json{{"host", host}, {"model", model_}, {"stats", stats}}, {}, {}};
+}
+
+}  // namespace ldm::daemon

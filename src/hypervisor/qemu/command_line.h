@@ -1,0 +1,17 @@
+// Builds the QEMU command line for a domain. Pure, so it is golden-tested.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "hypervisor/launch_spec.h"
+
+namespace ldm::hypervisor::qemu {
+
+// The -cpu model for a cpu-arch: native is the host CPU (KVM) or "max" (TCG);
+// generic and migration-class1 are named models every target can provide.
+std::string cpu_model(const std::string& cpu_arch, Accelerator accel);
+
+std::vector<std::string> command_line(const LaunchSpec& spec);
+
+}  // namespace ldm::hypervisor::qemu
