@@ -57,7 +57,7 @@ Row primary_row(const Snapshot& s) {
   Row r{model::kPrimary, "active", model::kPrimaryFlags, "UART", "", "", "", "", ""};
   r.vcpu = std::to_string(s.host.value("cpus", 0));
   r.mem_bytes = s.host.value("memory", uint64_t{0});
-  r.memory = format_size(r.mem_bytes / MiB * MiB);
+  r.memory = format_size(r.mem_bytes >= GiB ? r.mem_bytes / GiB * GiB : r.mem_bytes / MiB * MiB);
   r.util_value = 0.0;
   r.util = "0.0%";
   r.norm = "0.0%";
@@ -122,9 +122,9 @@ std::string section_memory(const Domain& d, bool parseable) {
 
 std::string section_cpu(const Domain& d, bool parseable) {
   if (parseable) return fmt::format("VCPU\n|count={}|cpu-arch={}\n", d.vcpus, d.cpu_arch);
-  std::string out = "VCPU\n    VID    PID    UTIL\n";
+  std::string out = "VCPU\n    VID    PID\n";
   for (unsigned i = 0; i < d.vcpus; ++i)
-    out += fmt::format("    {:<6} {:<6} {}\n", i, d.state == DomainState::Inactive ? "" : std::to_string(i), "");
+    out += d.state == DomainState::Inactive ? fmt::format("    {}\n", i) : fmt::format("    {:<6} {}\n", i, i);
   return out;
 }
 

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what is missing, builds with
+# warnings as errors and AddressSanitizer + UndefinedBehaviorSanitizer, and runs
+# every unit and integration test (real QEMU, bridges, namespaces, TLS).
+#   scripts/test.sh [ctest args...]     e.g. scripts/test.sh -R Store
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$ROOT/scripts/setup.sh"
+install_missing
+BUILD="$ROOT/build-test"
+build "$BUILD" -DLDM_WERROR=ON -DLDM_SANITIZE=ON
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+cd "$BUILD"
+ctest --output-on-failure --timeout 900 "$@"

@@ -1,0 +1,120 @@
+// Integration-test harness: real ldmd and ldm binaries driven the way a user
+// drives them, real QEMU guests, consoles read over TCP.
+//
+// Cleanup is by PID and by name, only for what a test started: a Host's
+// destructor stops its ldmd, kills the QEMU processes recorded in its own
+// state directory, and deletes the links it was told about, even when the
+// test failed half-way.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace ldm::itest {
+
+using namespace std::chrono_literals;
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+// Runs a program with extra environment, capturing stdout and stderr apart.
+CommandResult run(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {},
+                  std::chrono::milliseconds timeout = 180s, const std::string& input = "");
+
+std::string bin(const std::string& name);  // path of a built executable
+std::string test_guest();                  // path of test-guest.elf
+
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  [[nodiscard]] const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// A unique small number per test process run, for names and port ranges.
+int unique_id();
+
+struct HostOptions {
+  std::string name = "hostA";
+  std::string listen;  // default: 127.0.0.1 and a port unique to this test
+  std::string console_address = "127.0.0.1";
+  std::string vcpus = "4";
+  std::string memory = "2G";
+  std::string netns;  // run ldmd (and ldm) inside this network namespace
+  std::vector<std::string> extra_args;
+};
+
+class Host {
+ public:
+  Host(const std::string& root, HostOptions options);
+  ~Host();
+  Host(const Host&) = delete;
+  Host& operator=(const Host&) = delete;
+
+  void start();  // starts ldmd and waits for its socket (fails the test otherwise)
+  void stop();   // SIGTERM, wait
+  void kill9();  // SIGKILL, wait
+  [[nodiscard]] bool running() const;
+
+  CommandResult ldm(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 180s) const;
+  // ldm that must succeed; returns stdout.
+  std::string ok(const std::vector<std::string>& args) const;
+  // `ldm list -p`'s DOMAIN record of `domain` as key -> value, empty if absent.
+  std::map<std::string, std::string> record(const std::string& domain) const;
+  // Everything the host knows, for "nothing changed" comparisons.
+  nlohmann::json state() const;
+
+  std::vector<pid_t> qemu_pids() const;  // from its state directory
+  std::string log() const;               // ldmd's stderr so far
+  void forget_link(const std::string& name) { links_.push_back(name); }
+
+  const HostOptions& options() const { return options_; }
+  const std::string& state_dir() const { return state_dir_; }
+  const std::string& socket() const { return socket_; }
+
+ private:
+  std::vector<std::string> wrap(std::vector<std::string> argv) const;
+  HostOptions options_;
+  std::string state_dir_, socket_, log_path_;
+  pid_t pid_ = -1;
+  std::vector<std::string> links_;
+};
+
+// A domain's serial console over its telnet port.
+class Console {
+ public:
+  Console(const std::string& address, int port, const std::string& netns = "");
+  ~Console();
+  Console(const Console&) = delete;
+  Console& operator=(const Console&) = delete;
+
+  // Reads until `count` heartbeats arrived (or `timeout`); returns their numbers.
+  std::vector<long> heartbeats(size_t count, std::chrono::milliseconds timeout = 20s);
+  // Every line received so far.
+  [[nodiscard]] const std::vector<std::string>& lines() const { return lines_; }
+
+ private:
+  void pump(std::chrono::milliseconds timeout);
+  int fd_ = -1;
+  std::string partial_;
+  std::vector<std::string> lines_;
+  size_t consumed_ = 0;
+};
+
+// Polls `check` every 50 ms until it holds or `timeout` passes.
+bool eventually(const std::function<bool()>& check, std::chrono::milliseconds timeout = 20s);
+
+}  // namespace ldm::itest

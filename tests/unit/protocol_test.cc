@@ -1,0 +1,64 @@
+// The control protocol's decoding and the daemon's config parsing.
+#include "protocol/control.h"
+
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "daemon/config.h"
+
+namespace ldm {
+namespace {
+
+TEST(ControlProtocol, RoundTrip) {
+  protocol::Request r{"bind-domain", {{"name", "ldg1"}}};
+  auto back = protocol::decode_request(protocol::encode(r));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->command, "bind-domain");
+  EXPECT_EQ(back->args["name"], "ldg1");
+  protocol::Response resp{false, nullptr, {}, {"a", "b"}};
+  auto decoded = protocol::decode_response(protocol::encode(resp));
+  ASSERT_TRUE(decoded);
+  EXPECT_FALSE(decoded->ok);
+  EXPECT_EQ(decoded->errors, (std::vector<std::string>{"a", "b"}));
+}
+
+TEST(ControlProtocol, MalformedRequestsAreRefusedWithTheReason) {
+  struct Case {
+    std::string line, reason;
+  } cases[] = {{"{", "not valid JSON"},
+               {"[1,2]", "expected a JSON object"},
+               {R"({"args": {}})", "missing string member 'command'"},
+               {R"({"command": 7})", "missing string member 'command'"},
+               {R"({"command": "ls", "args": []})", "'args' must be an object"},
+               {std::string(protocol::kMaxControlMessage + 1, ' '), "request too large"}};
+  for (const auto& c : cases) {
+    auto r = protocol::decode_request(c.line);
+    ASSERT_FALSE(r) << c.line.substr(0, 40);
+    EXPECT_EQ(r.error().text(), "Malformed request: " + c.reason);
+  }
+}
+
+TEST(DaemonConfig, FileSettingsAndErrors) {
+  std::string path = "/tmp/ldm-config-test.conf";
+  std::ofstream(path) << "# host A\nvcpus = 8\nmemory = 16G\nlisten = 127.0.0.2:6482\npower-policy = elastic\n";
+  daemon::DaemonConfig c;
+  ASSERT_TRUE(daemon::apply_config_file(path, c));
+  EXPECT_EQ(c.vcpus, 8u);
+  EXPECT_EQ(c.memory, 16ull << 30);
+  EXPECT_EQ(c.listen, "127.0.0.2:6482");
+  EXPECT_EQ(c.power_policy, "elastic");
+  std::ofstream(path) << "vcpus = 8\ncolour = blue\n";
+  auto bad = daemon::apply_config_file(path, c);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().text(), path + ":2: unknown setting 'colour'");
+  EXPECT_TRUE(daemon::parse_listen("0.0.0.0:6482"));
+  EXPECT_TRUE(daemon::parse_listen("[::1]:6482"));
+  EXPECT_FALSE(daemon::parse_listen("6482"));
+  EXPECT_FALSE(daemon::parse_listen("host:0"));
+  EXPECT_FALSE(daemon::parse_listen("host:99999"));
+  std::remove(path.c_str());
+}
+
+}  // namespace
+}  // namespace ldm
