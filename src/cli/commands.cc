@@ -62,6 +62,12 @@ const std::vector<CommandSpec>& command_specs() {
       {"stop-domain", {"stop"}, "ldm stop-domain [-f] [-t seconds] domain-name...",
        "Stop active domains gracefully (ACPI power button), waiting at most -t seconds (default 30); -f stops them "
        "at once. A stopped domain stays bound."},
+      {"migrate-domain", {"migrate"},
+       "ldm migrate-domain [-f] [-n] [-p password-file] source-ldom [user@]target-host[:target-ldom]\n"
+       "ldm migrate-domain [-f] [-n] -c source-ldom target-host[:target-ldom]",
+       "Move a domain to another host: a running one live, a bound or inactive one with its constraints. -n checks "
+       "everything and moves nothing; -c authenticates with the hosts' certificates; :target-ldom renames. Prints "
+       "nothing on success."},
       {"list-domain", {"list", "ls", "ls-dom"}, "ldm list-domain [-l] [-p] [-o format[,format...]] [--json] [domain-name...]",
        "List domains: NAME STATE FLAGS CONS VCPU MEMORY UTIL NORM UPTIME. -l long form, -p parseable, -o one or "
        "more of console, cpu, disk, domain, memory, network, status, variables."},
@@ -279,6 +285,26 @@ Result<Action> interpret(const Invocation& inv) {
   if (c == "bind-domain" || c == "unbind-domain") {
     if (auto r = need_operands(inv, 1); !r) return fail(r.error());
     return Action{request(c, {{"name", ops[0]}})};
+  }
+  if (c == "migrate-domain") {
+    if (auto r = need_operands(inv, 2); !r) return fail(r.error());
+    std::string target = ops[1], user, target_name;
+    if (auto at = target.find('@'); at != std::string::npos) {
+      user = target.substr(0, at);
+      target = target.substr(at + 1);
+    }
+    if (auto colon = target.find(':'); colon != std::string::npos) {
+      target_name = target.substr(colon + 1);
+      target = target.substr(0, colon);
+    }
+    if (target.empty()) return fail("migrate-domain needs a target host, e.g. ldm migrate-domain -c ldg1 hostB");
+    if (inv.certificate && (!user.empty() || !inv.password_file.empty()))
+      return fail("-c cannot be combined with -p or user@: certificate mode authenticates hosts, not users");
+    if (!inv.certificate)
+      return fail("Password authentication is not available yet; set up certificates (see README, \"Migrating\") "
+                  "and use -c");
+    return Action{request(c, {{"name", ops[0]}, {"target", target}, {"target_name", target_name.empty() ? ops[0] : target_name},
+                              {"dry_run", inv.dry_run}, {"force", inv.force}, {"certificate", inv.certificate}})};
   }
   if (c == "start-domain" || c == "stop-domain") {
     if (ops.empty()) return fail(fmt::format("{} needs at least one domain name", c));

@@ -35,6 +35,9 @@ struct Invocation {
   bool json = false;         // --json
   std::string format;        // -o
   int timeout = -1;          // -t (stop-domain)
+  bool dry_run = false;      // -n (migrate-domain)
+  bool certificate = false;  // -c (migrate-domain)
+  std::string password_file; // -p FILE (migrate-domain)
 };
 
 struct Listing {

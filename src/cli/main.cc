@@ -1,5 +1,9 @@
 // ldm: the command line of the Logical Domains Manager.
+#include <atomic>
+#include <chrono>
 #include <cstdio>
+#include <thread>
+#include <unistd.h>
 #include <map>
 
 #include <CLI/CLI.hpp>
@@ -8,6 +12,7 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/format.h"
+#include "base/messages.h"
 
 using namespace ldm;
 
@@ -32,6 +37,46 @@ int run_listing(const cli::Listing& listing) {
   if (!text) return print_errors(text.error().messages);
   fmt::print("{}", *text);
   return 0;
+}
+
+// Starts a migration in ldmd and waits for it. On a terminal, a progress line
+// is drawn from the domain's status; piped, nothing is printed on success.
+int run_migration(const protocol::Request& request) {
+  std::string name = request.args.value("name", "");
+  bool dry_run = request.args.value("dry_run", false);
+  std::atomic<bool> done{false};
+  std::thread progress;
+  if (isatty(STDERR_FILENO) && !dry_run) {
+    progress = std::thread([&] {
+      auto start = std::chrono::steady_clock::now();
+      while (!done) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+        auto reply = cli::call(cli::socket_path(), protocol::Request{"snapshot", nlohmann::json::object()},
+                               std::chrono::seconds(5));
+        if (!reply || !reply->ok || done) continue;
+        auto snap = cli::snapshot_from_json(reply->result);
+        if (!snap) continue;
+        const model::Domain* d = snap->model.find(name);
+        if (!d || d->migration.role.empty()) continue;
+        double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        fmt::print(stderr, "\rMigrating {} to {}: {:3d}%  {:.1f}s", name, d->migration.peer, d->migration.progress,
+                   secs);
+      }
+      fmt::print(stderr, "\r\033[K");
+    });
+  }
+  auto reply = cli::call(cli::socket_path(), request, std::chrono::hours(1));
+  done = true;
+  if (progress.joinable()) progress.join();
+  std::vector<std::string> errors;
+  if (!reply)
+    errors = reply.error().messages;
+  else if (!reply->ok)
+    errors = reply->errors;
+  if (errors.empty()) return 0;
+  for (const auto& e : errors) fmt::print(stderr, "{}\n", e);
+  fmt::print(stderr, "{}\n", dry_run ? msg::migration_would_fail(name) : msg::migration_failed(name));
+  return 1;
 }
 
 }  // namespace
@@ -67,6 +112,12 @@ int main(int argc, char** argv) {
       sub->add_flag("-f,--force", inv.force, "Stop at once instead of asking the guest to shut down");
       sub->add_option("-t,--timeout", inv.timeout, "Seconds to wait for a graceful stop (default 30)");
     }
+    if (n == "migrate-domain") {
+      sub->add_flag("-f,--force", inv.force, "Force (accepted; no check is skipped yet)");
+      sub->add_flag("-n,--dry-run", inv.dry_run, "Run every check on both hosts and change nothing");
+      sub->add_flag("-c,--certificate", inv.certificate, "Authenticate with the hosts' certificates (no password)");
+      sub->add_option("-p,--password-file", inv.password_file, "Read the target password from the first line of FILE");
+    }
     if (n.rfind("list-", 0) == 0) {
       sub->add_flag("-p,--parseable", inv.parseable, "Machine-readable output (VERSION, then |-separated records)");
       sub->add_flag("--json", inv.json, "JSON output");
@@ -95,7 +146,9 @@ int main(int argc, char** argv) {
   }
   if (auto* listing = std::get_if<cli::Listing>(&*action)) return run_listing(*listing);
 
-  auto reply = cli::call(cli::socket_path(), std::get<protocol::Request>(*action));
+  const auto& request = std::get<protocol::Request>(*action);
+  if (request.command == "migrate-domain") return run_migration(request);
+  auto reply = cli::call(cli::socket_path(), request);
   if (!reply) return print_errors(reply.error().messages);
   for (const auto& n : reply->notices) fmt::print("{}\n", n);
   if (!reply->ok) return print_errors(reply->errors);

@@ -128,7 +128,8 @@ Daemon::Daemon(asio::io_context& io, DaemonConfig config, std::unique_ptr<store:
       store_(std::move(store)),
       model_(std::move(model)),
       host_tag_(host_tag_for(config_.state_dir)),
-      accel_(pick_accel(config_.accel)) {
+      accel_(pick_accel(config_.accel)),
+      tls_(protocol::TlsPaths::under(config_.state_dir)) {
   spdlog::info("accelerator: {}", accel_ == hypervisor::Accelerator::Kvm ? "KVM" : "TCG (no usable /dev/kvm)");
 }
 
@@ -138,6 +139,45 @@ Daemon::~Daemon() {
     client->close();
   }
   pool_.join();
+}
+
+Result<> Daemon::start_peer_listener() {
+  auto listen = parse_listen(config_.listen);
+  if (!listen) return fail(listen.error());
+  std::vector<std::string> addresses = {"127.0.0.1"};
+  if (listen->first != "0.0.0.0" && listen->first != "::") addresses.push_back(listen->first);
+  if (auto r = protocol::ensure_host_certificate(tls_, model_.hostname, addresses); !r) return r;
+  if (auto r = reload_trust(); !r) return r;
+  asio::error_code ec;
+  auto address = asio::ip::make_address(listen->first, ec);
+  if (ec) return fail(fmt::format("Invalid listen address {}: {}", listen->first, ec.message()));
+  auto acceptor = std::make_shared<asio::ip::tcp::acceptor>(io_);
+  asio::ip::tcp::endpoint endpoint(address, listen->second);
+  acceptor->open(endpoint.protocol(), ec);
+  if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor->bind(endpoint, ec);
+  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return fail(fmt::format("Cannot listen for other hosts on {}: {}", config_.listen, ec.message()));
+  asio::co_spawn(io_, accept_peers(acceptor), asio::detached);
+  return {};
+}
+
+Result<> Daemon::reload_trust() {
+  auto server = protocol::make_context(tls_, true);
+  if (!server) return fail(server.error());
+  auto client = protocol::make_context(tls_, false);
+  if (!client) return fail(client.error());
+  if (auto r = protocol::write_qemu_credentials(tls_); !r) return r;
+  server_tls_ = *server;
+  client_tls_ = *client;
+  return {};
+}
+
+void Daemon::set_migration(const std::string& name, model::MigrationStatus status) {
+  (void)mutate([&](model::HostModel& m) -> Result<> {
+    if (model::Domain* d = m.find(name)) d->migration = status;
+    return {};
+  });
 }
 
 Result<> Daemon::claim(const std::string& name) {
@@ -156,6 +196,7 @@ awaitable<Response> Daemon::handle(Request request) {
   spdlog::debug("request {}", cmd);
   try {
     if (cmd == "snapshot") co_return snapshot();
+    if (cmd == "migrate-domain") co_return co_await migrate(request);
     if (cmd == "add-vsw") co_return co_await add_switch(request);
     if (cmd == "remove-vsw") co_return co_await remove_switch(request);
     if (cmd == "add-vdsdev") co_return co_await add_volume(request);

@@ -23,6 +23,8 @@
 #include "hypervisor/qemu/qmp_client.h"
 #include "model/domain.h"
 #include "protocol/control.h"
+#include "protocol/peer.h"
+#include "protocol/tls.h"
 #include "store/store.h"
 
 namespace ldm::daemon {
@@ -36,6 +38,12 @@ class Daemon {
   asio::awaitable<void> adopt_domains();
 
   asio::awaitable<protocol::Response> handle(protocol::Request request);
+
+  // Creates the host certificate if needed and listens for other hosts' ldmd
+  // on the --listen address (TLS only).
+  Result<> start_peer_listener();
+  // Re-reads STATE/trust (SIGHUP).
+  Result<> reload_trust();
 
   [[nodiscard]] const model::HostModel& model() const { return model_; }
 
@@ -60,6 +68,22 @@ class Daemon {
   asio::awaitable<Result<>> stop_domain(const std::string& name, bool force, int timeout_seconds);
   protocol::Response snapshot() const;
 
+  // Migration, source side (migration_source.cc).
+  asio::awaitable<protocol::Response> migrate(const protocol::Request& request);
+  asio::awaitable<Result<>> stream_memory(const std::string& name, const std::string& address, int port,
+                                          const std::string& target_host);
+  asio::awaitable<void> finish_source(const std::string& name);
+  // Migration, target side (migration_target.cc).
+  asio::awaitable<void> accept_peers(std::shared_ptr<asio::ip::tcp::acceptor> acceptor);
+  asio::awaitable<void> serve_peer(asio::ip::tcp::socket socket);
+  asio::awaitable<Result<nlohmann::json>> prepare_incoming(const nlohmann::json& message, const std::string& source,
+                                                          const std::string& local_address);
+  asio::awaitable<Result<>> commit_incoming(const std::string& name);
+  asio::awaitable<void> abandon_incoming(const std::string& name);
+  // Starts QEMU for `spec` (taps first); kills what it made on failure.
+  asio::awaitable<Result<pid_t>> launch_process(const hypervisor::LaunchSpec& spec);
+  void set_migration(const std::string& name, model::MigrationStatus status);
+
   // Runtime of an active domain.
   Result<hypervisor::LaunchSpec> launch_spec(const model::Domain& domain) const;
   asio::awaitable<Result<>> attach_monitor(const std::string& name);
@@ -67,6 +91,9 @@ class Daemon {
   asio::awaitable<void> settle_dead_domain(std::string name, std::string reason);
   asio::awaitable<bool> wait_for_exit(int pid, std::chrono::milliseconds timeout);
   void remove_taps(const model::Domain& domain);
+  // Forgets and closes a domain's monitor without running its close handler
+  // (we are ending that QEMU on purpose).
+  void detach_monitor(const std::string& uuid);
 
   std::string run_path(const model::Domain& d, const char* suffix) const;
 
@@ -80,6 +107,8 @@ class Daemon {
   std::map<std::string, std::shared_ptr<hypervisor::qemu::QmpClient>> monitors_;  // by uuid
   std::set<std::string> busy_;      // domain names with an operation in progress
   std::set<std::string> stopping_;  // uuids whose QEMU we are ending on purpose
+  protocol::TlsPaths tls_;
+  std::shared_ptr<asio::ssl::context> server_tls_, client_tls_;
 };
 
 // ---- templates used by both daemon.cc and runtime.cc ----

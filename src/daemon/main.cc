@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <functional>
+
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -119,8 +121,26 @@ int main(int argc, char** argv) {
     io.stop();
   });
 
+  asio::signal_set reload(io, SIGHUP);
+  std::function<void()> on_hup = [&] {
+    reload.async_wait([&](const asio::error_code& ec, int) {
+      if (ec) return;
+      if (auto r = d.reload_trust(); r)
+        spdlog::info("SIGHUP: trusted certificates re-read");
+      else
+        spdlog::error("SIGHUP: {}", r.error().text());
+      on_hup();
+    });
+  };
+  on_hup();
+
   asio::co_spawn(io, [&]() -> asio::awaitable<void> {
     co_await d.adopt_domains();
+    if (auto r = d.start_peer_listener(); !r) {
+      spdlog::critical("{}", r.error().text());
+      io.stop();
+      co_return;
+    }
     if (auto r = daemon::serve_control_socket(io, d, config.socket); !r) {
       spdlog::critical("{}", r.error().text());
       io.stop();

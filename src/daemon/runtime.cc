@@ -99,15 +99,8 @@ awaitable<Result<>> Daemon::start_domain(const std::string& name) {
   if (!spec) co_return fail(msg::qemu_start_failed(name, spec.error().text()));
   if (auto r = claim(name); !r) co_return r;
 
-  mkdir((config_.state_dir + "/run").c_str(), 0700);
-  auto launch = [spec = *spec]() -> Result<pid_t> {
-    for (const auto& net : spec.domain.networks)
-      if (auto r = services::create_tap(spec.taps.at(net.name), net.vswitch); !r) return fail(r.error());
-    return hypervisor::qemu::launch(spec);
-  };
-  auto launched = co_await offload(std::move(launch));
+  auto launched = co_await launch_process(*spec);
   if (!launched) {
-    remove_taps(spec->domain);
     release(name);
     co_return fail(msg::qemu_start_failed(name, launched.error().text()));
   }
@@ -133,6 +126,18 @@ awaitable<Result<>> Daemon::start_domain(const std::string& name) {
   if (auto m = co_await attach_monitor(name); !m) spdlog::warn("domain {}: {}", name, m.error().text());
   release(name);
   co_return Result<>{};
+}
+
+awaitable<Result<pid_t>> Daemon::launch_process(const hypervisor::LaunchSpec& spec) {
+  mkdir((config_.state_dir + "/run").c_str(), 0700);
+  auto launch = [spec]() -> Result<pid_t> {
+    for (const auto& net : spec.domain.networks)
+      if (auto r = services::create_tap(spec.taps.at(net.name), net.vswitch); !r) return fail(r.error());
+    return hypervisor::qemu::launch(spec);
+  };
+  auto launched = co_await offload(std::move(launch));
+  if (!launched) remove_taps(spec.domain);
+  co_return launched;
 }
 
 awaitable<Result<>> Daemon::attach_monitor(const std::string& name) {
@@ -198,6 +203,15 @@ awaitable<bool> Daemon::wait_for_exit(int pid, std::chrono::milliseconds timeout
   co_return true;
 }
 
+void Daemon::detach_monitor(const std::string& uuid) {
+  auto it = monitors_.find(uuid);
+  if (it == monitors_.end()) return;
+  auto client = it->second;
+  monitors_.erase(it);
+  client->set_close_handler(nullptr);
+  client->close();
+}
+
 void Daemon::remove_taps(const model::Domain& d) {
   std::vector<std::string> taps = d.runtime.taps;
   for (const auto& net : d.networks) taps.push_back(services::tap_name(host_tag_, d.uuid, net.id));
@@ -238,7 +252,7 @@ awaitable<Result<>> Daemon::stop_domain(const std::string& name, bool force, int
       co_await offload(std::move(kill_it));
     }
   }
-  if (monitor) monitor->close();
+  detach_monitor(uuid);
   model::Domain copy = *model_.find(name);
   remove_taps(copy);
   auto r = mutate([&](model::HostModel& m) -> Result<> {

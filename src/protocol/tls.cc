@@ -1,6 +1,9 @@
 #include "protocol/tls.h"
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -24,17 +27,6 @@ std::string openssl_error() {
   char buf[256];
   ERR_error_string_n(e, buf, sizeof buf);
   return e ? buf : "unknown OpenSSL error";
-}
-
-Result<> add_extension(X509* cert, int nid, const std::string& value) {
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, cert, cert, nullptr, nullptr, 0);
-  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
-  if (!ext) return fail(fmt::format("cannot build certificate extension {}: {}", value, openssl_error()));
-  X509_add_ext(cert, ext, -1);
-  X509_EXTENSION_free(ext);
-  return {};
 }
 
 std::string read_file(const std::string& path) {
@@ -65,6 +57,55 @@ TlsPaths TlsPaths::under(const std::string& state_dir) {
   return p;
 }
 
+namespace {
+
+using Key = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
+using Cert = std::unique_ptr<X509, decltype(&X509_free)>;
+
+Result<Cert> make_certificate(EVP_PKEY* key, const std::string& common_name, X509* issuer, EVP_PKEY* issuer_key,
+                              const std::vector<std::pair<int, std::string>>& extensions) {
+  Cert cert(X509_new(), X509_free);
+  X509_set_version(cert.get(), 2);
+  uint64_t serial = 0;
+  RAND_bytes(reinterpret_cast<unsigned char*>(&serial), sizeof serial);
+  ASN1_INTEGER_set_uint64(X509_get_serialNumber(cert.get()), serial >> 1);
+  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 10L * 365 * 24 * 3600);
+  X509_set_pubkey(cert.get(), key);
+  X509_NAME* name = X509_get_subject_name(cert.get());
+  X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("ldm for Linux"), -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(common_name.c_str()), -1,
+                             -1, 0);
+  X509_set_issuer_name(cert.get(), issuer ? X509_get_subject_name(issuer) : name);
+  for (const auto& [nid, value] : extensions) {
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, issuer ? issuer : cert.get(), cert.get(), nullptr, nullptr, 0);
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
+    if (!ext) return fail(fmt::format("cannot build certificate extension {}: {}", value, openssl_error()));
+    X509_add_ext(cert.get(), ext, -1);
+    X509_EXTENSION_free(ext);
+  }
+  if (!X509_sign(cert.get(), issuer_key ? issuer_key : key, EVP_sha256()))
+    return fail("cannot sign a certificate: " + openssl_error());
+  return cert;
+}
+
+Result<> write_pem(const std::string& path, mode_t mode, const std::function<bool(FILE*)>& write) {
+  FILE* f = fopen(path.c_str(), "w");
+  if (!f) return fail(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+  bool ok = write(f);
+  fclose(f);
+  chmod(path.c_str(), mode);
+  if (!ok) return fail(fmt::format("cannot write {}: {}", path, openssl_error()));
+  return {};
+}
+
+}  // namespace
+
+// Two levels, because QEMU's TLS checks them: a host CA (CA:TRUE) signs the
+// host's leaf certificate (CA:FALSE). server.crt holds the leaf then the CA;
+// it is what another host puts in its trust directory.
 Result<> ensure_host_certificate(const TlsPaths& paths, const std::string& hostname,
                                  const std::vector<std::string>& addresses) {
   std::error_code ec;
@@ -72,43 +113,33 @@ Result<> ensure_host_certificate(const TlsPaths& paths, const std::string& hostn
   fs::create_directories(paths.trust_dir, ec);
   if (fs::exists(paths.cert) && fs::exists(paths.key)) return {};
 
-  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(EVP_EC_gen("P-256"), EVP_PKEY_free);
-  if (!key) return fail("cannot generate the host key: " + openssl_error());
-  std::unique_ptr<X509, decltype(&X509_free)> cert(X509_new(), X509_free);
-  X509_set_version(cert.get(), 2);
-  uint64_t serial = 0;
-  RAND_bytes(reinterpret_cast<unsigned char*>(&serial), sizeof serial);
-  ASN1_INTEGER_set_uint64(X509_get_serialNumber(cert.get()), serial >> 1);
-  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 10L * 365 * 24 * 3600);
-  X509_set_pubkey(cert.get(), key.get());
-  X509_NAME* name = X509_get_subject_name(cert.get());
-  X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("ldm for Linux"), -1, -1, 0);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(hostname.c_str()), -1,
-                             -1, 0);
-  X509_set_issuer_name(cert.get(), name);
+  Key ca_key(EVP_EC_gen("P-256"), EVP_PKEY_free), leaf_key(EVP_EC_gen("P-256"), EVP_PKEY_free);
+  if (!ca_key || !leaf_key) return fail("cannot generate the host keys: " + openssl_error());
+  auto ca = make_certificate(ca_key.get(), hostname + " ldm CA", nullptr, nullptr,
+                             {{NID_basic_constraints, "critical,CA:TRUE,pathlen:0"},
+                              {NID_key_usage, "critical,keyCertSign,cRLSign"},
+                              {NID_subject_key_identifier, "hash"}});
+  if (!ca) return fail(ca.error());
   std::string san = "DNS:" + hostname;
   for (const auto& a : addresses) san += ",IP:" + a;
-  for (auto [nid, value] : {std::pair{NID_basic_constraints, std::string("critical,CA:TRUE")},
-                            std::pair{NID_key_usage, std::string("critical,digitalSignature,keyCertSign")},
-                            std::pair{NID_ext_key_usage, std::string("serverAuth,clientAuth")},
-                            std::pair{NID_subject_key_identifier, std::string("hash")},
-                            std::pair{NID_subject_alt_name, san}})
-    if (auto r = add_extension(cert.get(), nid, value); !r) return r;
-  if (!X509_sign(cert.get(), key.get(), EVP_sha256())) return fail("cannot sign the host certificate: " + openssl_error());
+  auto leaf = make_certificate(leaf_key.get(), hostname, ca->get(), ca_key.get(),
+                               {{NID_basic_constraints, "critical,CA:FALSE"},
+                                {NID_ext_key_usage, "serverAuth,clientAuth"},
+                                {NID_subject_alt_name, san}});
+  if (!leaf) return fail(leaf.error());
 
   umask(077);
-  FILE* kf = fopen(paths.key.c_str(), "w");
-  if (!kf) return fail(fmt::format("cannot write {}", paths.key));
-  PEM_write_PrivateKey(kf, key.get(), nullptr, nullptr, 0, nullptr, nullptr);
-  fclose(kf);
-  chmod(paths.key.c_str(), 0600);
-  FILE* cf = fopen(paths.cert.c_str(), "w");
-  if (!cf) return fail(fmt::format("cannot write {}", paths.cert));
-  PEM_write_X509(cf, cert.get());
-  fclose(cf);
-  chmod(paths.cert.c_str(), 0644);
-  return {};
+  if (auto r = write_pem(paths.dir + "/ca.key", 0600,
+                         [&](FILE* f) { return PEM_write_PrivateKey(f, ca_key.get(), nullptr, nullptr, 0, nullptr, nullptr) == 1; });
+      !r)
+    return r;
+  if (auto r = write_pem(paths.key, 0600, [&](FILE* f) {
+        return PEM_write_PrivateKey(f, leaf_key.get(), nullptr, nullptr, 0, nullptr, nullptr) == 1;
+      });
+      !r)
+    return r;
+  return write_pem(paths.cert, 0644,
+                   [&](FILE* f) { return PEM_write_X509(f, leaf->get()) == 1 && PEM_write_X509(f, ca->get()) == 1; });
 }
 
 Result<std::shared_ptr<asio::ssl::context>> make_context(const TlsPaths& paths, bool server) {
@@ -131,17 +162,38 @@ Result<std::shared_ptr<asio::ssl::context>> make_context(const TlsPaths& paths, 
     ++trusted;
   }
   (void)trusted;
+  // Trusted certificates are self-signed leaves: accept them as anchors.
+  X509_STORE_set_flags(SSL_CTX_get_cert_store(raw), X509_V_FLAG_PARTIAL_CHAIN);
   ctx->set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
   return ctx;
 }
+
+namespace {
+
+// Splits PEM text into its certificates and sorts them into CAs and leaves.
+void split_pem(const std::string& pem, std::string& cas, std::string& leaves) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
+  while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+    std::unique_ptr<BIO, decltype(&BIO_free)> out(BIO_new(BIO_s_mem()), BIO_free);
+    PEM_write_bio_X509(out.get(), cert);
+    char* data = nullptr;
+    long n = BIO_get_mem_data(out.get(), &data);
+    (X509_check_ca(cert) ? cas : leaves).append(data, static_cast<size_t>(n));
+    X509_free(cert);
+  }
+  ERR_clear_error();
+}
+
+}  // namespace
 
 Result<> write_qemu_credentials(const TlsPaths& paths) {
   std::error_code ec;
   fs::create_directories(paths.qemu_dir, ec);
   std::string own = read_file(paths.cert), key = read_file(paths.key);
   if (own.empty() || key.empty()) return fail("the host certificate is missing: " + paths.cert);
-  std::string ca = own;
-  for (const auto& file : trusted_files(paths)) ca += read_file(file);
+  std::string cas, leaf, ignored;
+  split_pem(own, cas, leaf);
+  for (const auto& file : trusted_files(paths)) split_pem(read_file(file), cas, ignored);
   auto write = [&](const char* name, const std::string& content, mode_t mode) -> Result<> {
     std::string path = paths.qemu_dir + "/" + name;
     std::ofstream out(path, std::ios::trunc);
@@ -150,8 +202,8 @@ Result<> write_qemu_credentials(const TlsPaths& paths) {
     chmod(path.c_str(), mode);
     return {};
   };
-  for (auto [name, content, mode] : {std::tuple{"ca-cert.pem", ca, 0644}, std::tuple{"server-cert.pem", own, 0644},
-                                     std::tuple{"server-key.pem", key, 0600}, std::tuple{"client-cert.pem", own, 0644},
+  for (auto [name, content, mode] : {std::tuple{"ca-cert.pem", cas, 0644}, std::tuple{"server-cert.pem", leaf, 0644},
+                                     std::tuple{"server-key.pem", key, 0600}, std::tuple{"client-cert.pem", leaf, 0644},
                                      std::tuple{"client-key.pem", key, 0600}})
     if (auto r = write(name, content, static_cast<mode_t>(mode)); !r) return r;
   return {};

@@ -28,8 +28,8 @@ struct TlsPaths {
   static TlsPaths under(const std::string& state_dir);
 };
 
-// Creates the host certificate if missing: EC P-256, self-signed, CA:TRUE so
-// a peer can use it as its own trust anchor, SAN = host name and addresses.
+// Creates the host certificate if missing: EC P-256, self-signed leaf
+// (CA:FALSE) that peers trust directly; SAN = host name and addresses.
 Result<> ensure_host_certificate(const TlsPaths& paths, const std::string& hostname,
                                  const std::vector<std::string>& addresses);
 

@@ -56,6 +56,15 @@ TEST(QemuCommandLine, HugepageBlocksUseAFileBackend) {
   EXPECT_NE(text.find("memory-backend=ram0"), std::string::npos);
 }
 
+TEST(QemuCommandLine, TcgRamIsPaddedSoDirtyTrackingUsesThePerPagePath) {
+  LaunchSpec s = spec();
+  auto m = [](const std::vector<std::string>& argv) { return *(std::find(argv.begin(), argv.end(), "-m") + 1); };
+  s.accel = Accelerator::Tcg;
+  EXPECT_EQ(m(command_line(s)), "524296K");  // 512M + 8K: not a multiple of 64 pages
+  s.accel = Accelerator::Kvm;
+  EXPECT_EQ(m(command_line(s)), "524288K");
+}
+
 TEST(QemuCommandLine, CpuModelFollowsCpuArch) {
   EXPECT_EQ(cpu_model("native", Accelerator::Kvm), "host");
   EXPECT_EQ(cpu_model("native", Accelerator::Tcg), "max");

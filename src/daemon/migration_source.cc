@@ -1,0 +1,243 @@
+// Migration, source side: `ldm migrate-domain` runs here, inside ldmd; the
+// ldm process only starts it and waits.
+//
+// Phases (SPEC §3): 1 connect, authenticate, negotiate, check; 2 both sides
+// prepare (source FLAGS s, target t); 3-4 QEMU streams memory over its own
+// TLS while the guest runs, then pauses it for the rest; 5 handoff: commit,
+// the target resumes and acknowledges, and only then the source destroys its
+// copy. Each step is recorded in the store before it is acted on.
+#include <chrono>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "base/async.h"
+#include "base/messages.h"
+#include "daemon/daemon.h"
+#include "hypervisor/qemu/qemu_process.h"
+#include "migration/checks.h"
+#include "migration/qemu_parameters.h"
+
+namespace ldm::daemon {
+
+using asio::awaitable;
+using asio::ip::tcp;
+using json = nlohmann::json;
+using protocol::Request;
+using protocol::Response;
+using namespace std::chrono_literals;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+constexpr auto kConnectTimeout = 10s;
+constexpr auto kPeerTimeout = 60s;
+constexpr auto kStreamLimit = 15min;
+
+json hello_message(const std::string& host) {
+  return {{"type", "hello"}, {"min_version", protocol::kMinPeerVersion}, {"max_version", protocol::kPeerVersion},
+          {"host", host}};
+}
+json domain_message(const char* type, const model::Domain& d, const std::string& target_name, bool dry_run) {
+  return {{"type", type}, {"domain", d}, {"target_name", target_name}, {"dry_run", dry_run}};
+}
+json simple_message(const char* type) { return {{"type", type}}; }
+json abandon_message(const std::string& reason) { return {{"type", "abandon"}, {"reason", reason}}; }
+
+std::vector<std::string> failure_lines(const json& checked) {
+  std::vector<std::string> lines;
+  if (!checked.contains("failures") || !checked["failures"].is_array()) return lines;
+  for (const auto& f : checked["failures"]) {
+    if (!f.is_object()) continue;
+    std::string line = f.value("message", "");
+    std::string remedy = f.value("remedy", "");
+    lines.push_back(remedy.empty() ? line : line + " (" + remedy + ")");
+  }
+  return lines;
+}
+
+}  // namespace
+
+awaitable<Response> Daemon::migrate(const Request& request) {
+  const json& args = request.args;
+  auto name = protocol::get_string(args, "name");
+  auto target = protocol::get_string(args, "target");
+  if (!name || !target) co_return Response::failure(!name ? name.error() : target.error());
+  std::string target_name = args.value("target_name", *name);
+  if (target_name.empty()) target_name = *name;
+  bool dry_run = args.value("dry_run", false);
+
+  const model::Domain* d = model_.find(*name);
+  if (*name == model::kPrimary) co_return Response::failure(Error(msg::primary_reserved("migrate-domain")));
+  if (!d) co_return Response::failure(Error(msg::domain_not_found(*name)));
+  if (auto r = claim(*name); !r) co_return Response::failure(r.error());
+  struct Release {
+    Daemon* self;
+    std::string name;
+    ~Release() { self->release(name); }
+  } release_on_exit{this, *name};
+
+  // ---- phase 1: connect, authenticate (certificates), negotiate, check ----
+  std::string host = *target;
+  std::string port = std::to_string(protocol::kDefaultPeerPort);
+  tcp::resolver resolver(io_);
+  auto [rec, endpoints] = co_await resolver.async_resolve(host, port, kNoThrow);
+  if (rec) co_return Response::failure(Error(fmt::format("Cannot resolve target host {}: {}", host, rec.message())));
+  protocol::TlsStream stream(io_, *client_tls_);
+  asio::steady_timer timer(io_, kConnectTimeout);
+  auto connected = co_await (asio::async_connect(stream.lowest_layer(), endpoints, kNoThrow) || timer.async_wait(kNoThrow));
+  if (connected.index() == 1)
+    co_return Response::failure(Error(fmt::format(
+        "Cannot connect to the Logical Domains Manager on {} port {}: no answer within {} seconds", host, port,
+        std::chrono::duration_cast<std::chrono::seconds>(kConnectTimeout).count())));
+  if (auto [ec, ep] = std::get<0>(connected); ec)
+    co_return Response::failure(Error(fmt::format(
+        "Cannot connect to the Logical Domains Manager on {} port {}: {}; is ldmd running there with --listen?", host,
+        port, ec.message())));
+  timer.expires_after(kConnectTimeout);
+  auto shook = co_await (stream.async_handshake(asio::ssl::stream_base::client, kNoThrow) || timer.async_wait(kNoThrow));
+  if (shook.index() == 1 || std::get<0>(std::get<0>(shook)))
+    co_return Response::failure(Error(fmt::format(
+        "The secure connection to {} failed ({}): each host must trust the other's certificate "
+        "(copy STATE/tls/server.crt of one host into STATE/trust/NAME.pem of the other, then SIGHUP ldmd)",
+        host, shook.index() == 1 ? std::string("timed out") : std::get<0>(std::get<0>(shook)).message())));
+
+  if (auto w = co_await protocol::write_message(stream, hello_message(model_.hostname)); !w)
+    co_return Response::failure(w.error());
+  auto hello = co_await protocol::expect_message(stream, "hello", kPeerTimeout);
+  if (!hello) co_return Response::failure(hello.error());
+  std::string target_host = hello->value("host", host);
+
+  d = model_.find(*name);
+  if (!d) co_return Response::failure(Error(msg::domain_not_found(*name)));
+  model::Domain domain = *d;
+  if (auto w = co_await protocol::write_message(stream, domain_message("check", domain, target_name, dry_run)); !w)
+    co_return Response::failure(w.error());
+  auto checked = co_await protocol::expect_message(stream, "checked", kPeerTimeout);
+  if (!checked) co_return Response::failure(checked.error());
+  auto failures = failure_lines(*checked);
+  if (!failures.empty()) co_return Response::failure(Error(failures));
+  if (dry_run) co_return Response{true, nullptr, {}, {}};
+
+  // ---- phase 2: both sides prepare ----
+  set_migration(*name, model::MigrationStatus{"source", target_host, 0, false});
+  auto undo = [&]() { set_migration(*name, model::MigrationStatus{}); };
+  if (auto w = co_await protocol::write_message(stream, domain_message("prepare", domain, target_name, false)); !w) {
+    undo();
+    co_return Response::failure(w.error());
+  }
+  auto prepared = co_await protocol::expect_message(stream, "prepared", kPeerTimeout);
+  if (!prepared) {
+    undo();
+    co_return Response::failure(prepared.error());
+  }
+
+  // ---- phases 3 and 4: the QEMU stream (active domains only) ----
+  if (domain.state == model::DomainState::Active) {
+    auto streamed = co_await stream_memory(*name, prepared->value("address", host), prepared->value("port", 0),
+                                           target_host);
+    if (!streamed) {
+      (void)co_await protocol::write_message(stream, abandon_message(streamed.error().text()));
+      (void)co_await protocol::expect_message(stream, "abandoned", 10s);
+      // QEMU resumes the guest itself when a migration fails before completing;
+      // after completing it stays paused, so resume it here.
+      if (auto it = monitors_.find(domain.uuid); it != monitors_.end()) (void)co_await it->second->execute("cont");
+      undo();
+      co_return Response::failure(streamed.error());
+    }
+  }
+
+  // ---- phase 5: handoff ----
+  set_migration(*name, model::MigrationStatus{"source", target_host, 100, false});
+  if (auto w = co_await protocol::write_message(stream, simple_message("commit")); !w) {
+    set_migration(*name, model::MigrationStatus{"source", target_host, 100, true});
+    co_return Response::failure(Error(fmt::format(
+        "The connection to {} broke at the handoff; LDom {} is kept paused here in the error state. "
+        "Check the target: if the domain runs there, remove it here; if not, run 'ldm cancel-operation migration {}'",
+        target_host, *name, *name)));
+  }
+  auto committed = co_await protocol::expect_message(stream, "committed", kPeerTimeout);
+  if (!committed) {
+    set_migration(*name, model::MigrationStatus{"source", target_host, 100, true});
+    co_return Response::failure(Error(fmt::format(
+        "{}; the handoff of LDom {} to {} was not acknowledged, so the domain is kept paused here in the error state. "
+        "Check the target: if the domain runs there, remove it here; if not, run 'ldm cancel-operation migration {}'",
+        committed.error().text(), *name, target_host, *name)));
+  }
+  co_await finish_source(*name);
+  spdlog::info("migration: {} now runs on {} as {}", *name, target_host, target_name);
+  co_return Response{true, nullptr, {}, {}};
+}
+
+awaitable<Result<>> Daemon::stream_memory(const std::string& name, const std::string& address, int port,
+                                          const std::string& target_host) {
+  const model::Domain* d = model_.find(name);
+  if (!d) co_return fail(msg::domain_not_found(name));
+  auto it = monitors_.find(d->uuid);
+  if (it == monitors_.end()) co_return fail("the QEMU monitor of " + name + " is not connected");
+  auto qmp = it->second;
+  (void)co_await qmp->execute("object-del", migration::object_id(migration::kTlsCredsId));
+  // A named list, not a braced temporary: GCC 12 destroys the temporary of a
+  // range-for twice when its body suspends.
+  std::vector<std::pair<std::string, json>> steps = {
+      {"object-add", migration::tls_credentials("client", tls_.qemu_dir)},
+      {"migrate-set-capabilities", migration::events_capability()},
+      {"migrate-set-parameters", migration::source_parameters(target_host)},
+      {"migrate", migration::uri_argument(address, port)}};
+  for (const auto& [cmd, args] : steps) {
+    auto r = co_await qmp->execute(cmd, args);
+    if (!r) co_return fail(r.error());
+  }
+  int progress = 0;
+  asio::steady_timer tick(io_);
+  auto deadline = std::chrono::steady_clock::now() + kStreamLimit;
+  for (;;) {
+    tick.expires_after(50ms);
+    co_await tick.async_wait(asio::use_awaitable);
+    auto q = co_await qmp->execute("query-migrate");
+    if (!q) co_return fail(q.error());
+    std::string status = q->value("status", "");
+    if (status == "completed") co_return Result<>{};
+    if (status == "failed" || status == "cancelled")
+      co_return fail(fmt::format("QEMU's migration stream {}: {}", status, q->value("error-desc", "no reason given")));
+    int next = migration::progress_of(*q, progress);
+    if (next != progress) {
+      progress = next;
+      set_migration(name, model::MigrationStatus{"source", target_host, progress, false});
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      (void)co_await qmp->execute("migrate_cancel");
+      co_return fail("the migration did not converge within 15 minutes and was cancelled");
+    }
+  }
+}
+
+awaitable<void> Daemon::finish_source(const std::string& name) {
+  const model::Domain* d = model_.find(name);
+  if (!d) co_return;
+  model::Domain copy = *d;
+  if (copy.state == model::DomainState::Active) {
+    stopping_.insert(copy.uuid);
+    if (auto it = monitors_.find(copy.uuid); it != monitors_.end()) {
+      auto qmp = it->second;
+      (void)co_await qmp->execute("quit", nullptr, 5s);
+      detach_monitor(copy.uuid);
+    }
+    bool gone = co_await wait_for_exit(copy.runtime.pid, 5s);
+    if (!gone) {
+      auto kill_it = [pid = copy.runtime.pid] {
+        hypervisor::qemu::kill_process(pid);
+        return 0;
+      };
+      co_await offload(std::move(kill_it));
+    }
+    remove_taps(copy);
+    stopping_.erase(copy.uuid);
+  }
+  (void)mutate([&](model::HostModel& m) -> Result<> {
+    std::erase_if(m.domains, [&](const model::Domain& x) { return x.name == name; });
+    return {};
+  });
+}
+
+}  // namespace ldm::daemon

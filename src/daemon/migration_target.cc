@@ -1,0 +1,305 @@
+// Migration, target side: answers another host's ldmd on the --listen port.
+//
+// The target never resumes a guest it has not been told to commit, and
+// records each step in the store (the domain row with migration.role =
+// "target") before acting on it. A connection that ends before the commit
+// undoes everything the target made for the migration.
+#include <chrono>
+#include <ctime>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "base/async.h"
+#include "base/messages.h"
+#include "daemon/daemon.h"
+#include "hypervisor/qemu/qemu_process.h"
+#include "migration/checks.h"
+#include "migration/qemu_parameters.h"
+#include "model/operations.h"
+#include "services/console.h"
+
+namespace ldm::daemon {
+
+using asio::awaitable;
+using asio::ip::tcp;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto kPeerTimeout = 30s;
+constexpr auto kHandshakeTimeout = 10s;
+
+// Message builders live outside coroutine bodies (GCC 12 cannot compile
+// brace-initialised JSON inside one).
+json error_message(const Error& e) { return json{{"type", "error"}, {"messages", e.messages}}; }
+json hello_reply(int version, const std::string& host) {
+  return {{"type", "hello"}, {"version", version}, {"host", host}};
+}
+json checked_reply(const std::vector<migration::CheckFailure>& failures) {
+  return {{"type", "checked"}, {"failures", failures}};
+}
+json typed(const char* type) { return {{"type", type}}; }
+json prepared_reply(const std::string& address, int port) {
+  return {{"type", "prepared"}, {"address", address}, {"port", port}};
+}
+
+// A free TCP port on `address` for QEMU's incoming stream.
+int free_port(const std::string& address) {
+  asio::io_context io;
+  asio::error_code ec;
+  tcp::acceptor probe(io);
+  tcp::endpoint endpoint(asio::ip::make_address(address, ec), 0);
+  if (ec) return 0;
+  probe.open(endpoint.protocol(), ec);
+  if (!ec) probe.bind(endpoint, ec);
+  if (ec) return 0;
+  return probe.local_endpoint().port();
+}
+
+}  // namespace
+
+awaitable<void> Daemon::accept_peers(std::shared_ptr<tcp::acceptor> acceptor) {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor->async_accept(kNoThrow);
+    if (ec) {
+      if (ec == asio::error::operation_aborted) co_return;
+      continue;
+    }
+    asio::co_spawn(io_, serve_peer(std::move(socket)), asio::detached);
+  }
+}
+
+awaitable<void> Daemon::serve_peer(tcp::socket socket) {
+  std::string remote = socket.remote_endpoint().address().to_string();
+  std::string local = socket.local_endpoint().address().to_string();
+  protocol::TlsStream stream(std::move(socket), *server_tls_);
+
+  asio::steady_timer timer(io_, kHandshakeTimeout);
+  using namespace asio::experimental::awaitable_operators;
+  auto handshake = co_await (stream.async_handshake(asio::ssl::stream_base::server, kNoThrow) ||
+                             timer.async_wait(kNoThrow));
+  bool shook = handshake.index() == 0 && !std::get<0>(std::get<0>(handshake));
+  if (!shook) {
+    // Plaintext clients, untrusted certificates and random bytes end here.
+    std::string why = handshake.index() == 1 ? "timed out" : std::get<0>(std::get<0>(handshake)).message();
+    spdlog::warn("peer {}: TLS handshake refused: {}", remote, why);
+    co_return;
+  }
+  std::string source = protocol::peer_name(stream);
+
+  auto hello = co_await protocol::expect_message(stream, "hello", kPeerTimeout);
+  if (!hello) co_return;
+  int their_max = hello->value("max_version", 0);
+  if (their_max < protocol::kMinPeerVersion) {
+    (void)co_await protocol::write_message(stream, error_message(Error(msg::kOlderTarget)));
+    co_return;
+  }
+  int version = std::min(their_max, protocol::kPeerVersion);
+  if (auto w = co_await protocol::write_message(stream, hello_reply(version, model_.hostname)); !w)
+    co_return;
+  std::string source_host = hello->value("host", source);
+  spdlog::info("peer {} ({}): protocol version {}", source_host, remote, version);
+
+  std::string incoming;  // the domain this connection created here, until committed
+  bool committed = false;
+  for (;;) {
+    auto m = co_await protocol::read_message(stream, 600s);
+    if (!m) break;
+    std::string type = (*m)["type"].get<std::string>();
+    json reply;
+    if (type == "check" || type == "prepare") {
+      model::Domain domain;
+      try {
+        domain = (*m).at("domain").get<model::Domain>();
+      } catch (const json::exception&) {
+        reply = error_message(Error("the source sent an unreadable domain description"));
+      }
+      std::string target_name = m->value("target_name", domain.name);
+      if (reply.is_null()) {
+        auto port_free = [&](int port) { return services::tcp_port_free(config_.console_address, port); };
+        auto failures = migration::check_incoming(model_, domain, target_name, port_free);
+        if (busy_.contains(target_name))
+          failures.push_back({"name", target_name, msg::operation_in_progress(target_name), "wait and try again"});
+        if (type == "check") {
+          reply = checked_reply(failures);
+        } else if (!failures.empty()) {
+          std::vector<std::string> messages;
+          for (const auto& f : failures) messages.push_back(f.message);
+          reply = error_message(Error(messages));
+        } else if (!incoming.empty()) {
+          reply = error_message(Error("a migration is already being prepared on this connection"));
+        } else {
+          auto prepared = co_await prepare_incoming(*m, source_host, local);
+          if (prepared) {
+            incoming = target_name;
+            reply = *prepared;
+          } else {
+            reply = error_message(prepared.error());
+          }
+        }
+      }
+    } else if (type == "commit") {
+      if (incoming.empty()) {
+        reply = error_message(Error("nothing to commit: no migration was prepared"));
+      } else {
+        auto r = co_await commit_incoming(incoming);
+        if (r) {
+          committed = true;
+          reply = typed("committed");
+        } else {
+          reply = error_message(r.error());
+        }
+      }
+    } else if (type == "abandon") {
+      if (!incoming.empty()) co_await abandon_incoming(incoming);
+      incoming.clear();
+      reply = typed("abandoned");
+    } else {
+      reply = error_message(Error(fmt::format("unknown message '{}'", type)));
+    }
+    if (auto w = co_await protocol::write_message(stream, reply); !w) break;
+    if (committed) break;
+  }
+  if (!incoming.empty() && !committed) {
+    spdlog::warn("peer {}: connection ended before the commit; removing {}", source_host, incoming);
+    co_await abandon_incoming(incoming);
+  }
+  asio::error_code ignored;
+  stream.lowest_layer().close(ignored);
+}
+
+awaitable<Result<json>> Daemon::prepare_incoming(const json& message, const std::string& source,
+                                                 const std::string& local_address) {
+  model::Domain offered = message.at("domain").get<model::Domain>();
+  std::string name = message.value("target_name", offered.name);
+  model::DomainState final_state = offered.state;
+  if (auto r = claim(name); !r) co_return fail(r.error());
+
+  // Journal first: the domain exists here, marked as the target of a migration.
+  auto port_free = [&](int port) { return services::tcp_port_free(config_.console_address, port); };
+  auto recorded = mutate([&](model::HostModel& m) -> Result<> {
+    model::Domain d = migration::incoming_domain(offered, name);
+    d.migration = model::MigrationStatus{"target", source, 0, false};
+    m.domains.push_back(d);
+    if (final_state != model::DomainState::Inactive)
+      if (auto b = model::bind_domain(m, name, port_free); !b) return b;
+    return {};
+  });
+  if (!recorded) {
+    release(name);
+    co_return fail(recorded.error());
+  }
+  spdlog::info("migration from {}: created {} ({})", source, name, model::to_string(final_state));
+  if (final_state != model::DomainState::Active) co_return typed("prepared");
+
+  // An active domain: a paused QEMU waiting for the encrypted stream.
+  auto spec = launch_spec(*model_.find(name));
+  if (!spec) {
+    co_await abandon_incoming(name);
+    co_return fail(spec.error());
+  }
+  spec->incoming = true;
+  auto pid = co_await launch_process(*spec);
+  if (!pid) {
+    co_await abandon_incoming(name);
+    co_return fail(fmt::format("the target could not start QEMU for {}: {}", name, pid.error().text()));
+  }
+  (void)mutate([&](model::HostModel& m) -> Result<> {
+    model::Domain* d = m.find(name);
+    d->runtime = model::Runtime{*pid, spec->qmp_socket, std::time(nullptr), {}, "inmigrate", ""};
+    for (const auto& [net, tap] : spec->taps) d->runtime.taps.push_back(tap);
+    return {};
+  });
+  auto client = co_await hypervisor::qemu::QmpClient::connect(spec->qmp_socket, 5s);
+  if (!client) {
+    co_await abandon_incoming(name);
+    co_return fail(client.error());
+  }
+  auto qmp = *client;
+  monitors_[offered.uuid] = qmp;
+  std::string uuid = offered.uuid;
+  qmp->set_close_handler([this, name, uuid](const std::string& reason) { on_monitor_closed(name, uuid, reason); });
+  int port = free_port(local_address);
+  // A named list, not a braced temporary: GCC 12 destroys the temporary of a
+  // range-for twice when its body suspends.
+  std::vector<std::pair<std::string, json>> steps = {
+      {"object-add", migration::tls_credentials("server", tls_.qemu_dir)},
+      {"migrate-set-capabilities", migration::events_capability()},
+      {"migrate-set-parameters", migration::target_parameters()},
+      {"migrate-incoming", migration::uri_argument(local_address, port)}};
+  for (const auto& [cmd, args] : steps) {
+    auto r = co_await qmp->execute(cmd, args);
+    if (!r) {
+      co_await abandon_incoming(name);
+      co_return fail(fmt::format("the target could not prepare QEMU for {}: {}", name, r.error().text()));
+    }
+  }
+  co_return prepared_reply(local_address, port);
+}
+
+awaitable<Result<>> Daemon::commit_incoming(const std::string& name) {
+  const model::Domain* d = model_.find(name);
+  if (!d) co_return fail(msg::domain_not_found(name));
+  bool active = d->runtime.pid > 0;
+  if (active) {
+    auto qmp = monitors_.contains(d->uuid) ? monitors_[d->uuid] : nullptr;
+    if (!qmp) co_return fail("the target lost the monitor of " + name);
+    // The source saw "completed"; the last bytes may still be arriving here.
+    std::string status;
+    asio::steady_timer wait(io_);
+    for (int i = 0; i < 200; ++i) {
+      auto q = co_await qmp->execute("query-migrate");
+      status = q && q->contains("status") ? (*q)["status"].get<std::string>() : "unknown";
+      if (status == "completed" || status == "failed") break;
+      wait.expires_after(50ms);
+      co_await wait.async_wait(asio::use_awaitable);
+    }
+    if (status != "completed") co_return fail(fmt::format("the incoming stream for {} did not complete ({})", name, status));
+    // Journal the commit, then resume: a restart between the two finds a
+    // committed domain and resumes it.
+    auto j = mutate([&](model::HostModel& m) -> Result<> {
+      model::Domain* dom = m.find(name);
+      dom->state = model::DomainState::Active;
+      dom->runtime.run_state = "running";
+      dom->runtime.started_at = std::time(nullptr);
+      return {};
+    });
+    if (!j) co_return j;
+    auto cont = co_await qmp->execute("cont");
+    if (!cont) co_return fail(fmt::format("the target could not resume {}: {}", name, cont.error().text()));
+  }
+  set_migration(name, model::MigrationStatus{});
+  release(name);
+  spdlog::info("migration: {} committed here", name);
+  co_return Result<>{};
+}
+
+awaitable<void> Daemon::abandon_incoming(const std::string& name) {
+  const model::Domain* d = model_.find(name);
+  if (!d || d->migration.role != "target") {
+    release(name);
+    co_return;
+  }
+  model::Domain copy = *d;
+  stopping_.insert(copy.uuid);
+  detach_monitor(copy.uuid);
+  if (copy.runtime.pid > 0) {
+    auto kill_it = [pid = copy.runtime.pid] {
+      hypervisor::qemu::kill_process(pid);
+      return 0;
+    };
+    co_await offload(std::move(kill_it));
+  }
+  remove_taps(copy);
+  (void)mutate([&](model::HostModel& m) -> Result<> {
+    std::erase_if(m.domains, [&](const model::Domain& x) { return x.name == name; });
+    return {};
+  });
+  stopping_.erase(copy.uuid);
+  release(name);
+  spdlog::info("migration: removed the incoming {}", name);
+}
+
+}  // namespace ldm::daemon

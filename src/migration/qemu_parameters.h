@@ -1,0 +1,32 @@
+// QEMU's side of a migration: the QMP arguments we send and how we read its
+// progress. Pure, and built outside coroutine bodies on purpose (GCC 12 cannot
+// compile brace-initialised JSON inside one).
+//
+// Parameters are chosen, not inherited (peers-migration.md §10): QEMU 7.2's
+// default 128 MiB/s cap keeps a busy guest from ever converging, while an
+// uncapped stream converges in seconds with a short pause.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace ldm::migration {
+
+inline constexpr const char* kTlsCredsId = "ldm-migration-tls";
+inline constexpr int64_t kMaxBandwidth = int64_t{10} << 30;  // bytes/s: effectively uncapped on one host
+inline constexpr int64_t kDowntimeLimitMs = 50;               // QEMU switches over once it expects less
+
+nlohmann::json tls_credentials(const std::string& endpoint, const std::string& dir);
+nlohmann::json events_capability();
+nlohmann::json source_parameters(const std::string& tls_hostname);
+nlohmann::json target_parameters();
+nlohmann::json uri_argument(const std::string& address, int port);
+nlohmann::json object_id(const std::string& id);
+
+// Progress as a percentage from query-migrate: never more than 99 until QEMU
+// says completed, and never less than `previous` (progress must not go back).
+int progress_of(const nlohmann::json& query_migrate, int previous);
+
+}  // namespace ldm::migration
