@@ -217,6 +217,19 @@ nlohmann::json Host::state() const {
   return {{"constraints", domains}, {"services", services}, {"states", states}};
 }
 
+void Host::trust(const Host& other) {
+  fs::copy_file(other.state_dir() + "/tls/server.crt", state_dir_ + "/trust/" + other.options().name + ".pem",
+                fs::copy_options::overwrite_existing);
+  sighup();
+}
+
+void Host::sighup() {
+  auto before = log().size();
+  if (pid_ > 0) kill(pid_, SIGHUP);
+  bool reloaded = eventually([&] { return log().find("trusted certificates re-read", before) != std::string::npos; }, 10s);
+  EXPECT_TRUE(reloaded) << "ldmd did not re-read its trust directory";
+}
+
 std::vector<pid_t> Host::qemu_pids() const {
   std::vector<pid_t> pids;
   std::error_code ec;
@@ -295,6 +308,7 @@ void Console::pump(std::chrono::milliseconds timeout) {
     if (c == '\r') continue;
     if (c == '\n') {
       lines_.push_back(partial_);
+      times_.push_back(std::chrono::steady_clock::now());
       partial_.clear();
     } else {
       partial_ += static_cast<char>(c);
@@ -313,6 +327,11 @@ std::vector<long> Console::heartbeats(size_t count, std::chrono::milliseconds ti
     if (beats.size() < count) pump(100ms);
   }
   return beats;
+}
+
+void Console::drain(std::chrono::milliseconds duration) {
+  auto deadline = std::chrono::steady_clock::now() + duration;
+  while (std::chrono::steady_clock::now() < deadline) pump(50ms);
 }
 
 bool eventually(const std::function<bool()>& check, std::chrono::milliseconds timeout) {

@@ -77,6 +77,11 @@ class Host {
   // Everything the host knows, for "nothing changed" comparisons.
   nlohmann::json state() const;
 
+  // Makes this host trust `other`'s certificate (copies it into STATE/trust
+  // and sends SIGHUP), as an operator sets up certificate mode.
+  void trust(const Host& other);
+  void sighup();
+
   std::vector<pid_t> qemu_pids() const;  // from its state directory
   std::string log() const;               // ldmd's stderr so far
   void forget_link(const std::string& name) { links_.push_back(name); }
@@ -103,14 +108,18 @@ class Console {
 
   // Reads until `count` heartbeats arrived (or `timeout`); returns their numbers.
   std::vector<long> heartbeats(size_t count, std::chrono::milliseconds timeout = 20s);
-  // Every line received so far.
+  // Every line received so far, and when it arrived.
   [[nodiscard]] const std::vector<std::string>& lines() const { return lines_; }
+  [[nodiscard]] const std::vector<std::chrono::steady_clock::time_point>& times() const { return times_; }
+  // Reads whatever arrives during `duration`.
+  void drain(std::chrono::milliseconds duration);
 
  private:
   void pump(std::chrono::milliseconds timeout);
   int fd_ = -1;
   std::string partial_;
   std::vector<std::string> lines_;
+  std::vector<std::chrono::steady_clock::time_point> times_;
   size_t consumed_ = 0;
 };
 
