@@ -304,7 +304,8 @@ Result<Action> interpret(const Invocation& inv) {
       return fail("Password authentication is not available yet; set up certificates (see README, \"Migrating\") "
                   "and use -c");
     return Action{request(c, {{"name", ops[0]}, {"target", target}, {"target_name", target_name.empty() ? ops[0] : target_name},
-                              {"dry_run", inv.dry_run}, {"force", inv.force}, {"certificate", inv.certificate}})};
+                              {"dry_run", inv.dry_run}, {"force", inv.force}, {"certificate", inv.certificate},
+                              {"json", inv.json}})};
   }
   if (c == "start-domain" || c == "stop-domain") {
     if (ops.empty()) return fail(fmt::format("{} needs at least one domain name", c));

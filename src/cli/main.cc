@@ -73,7 +73,10 @@ int run_migration(const protocol::Request& request) {
     errors = reply.error().messages;
   else if (!reply->ok)
     errors = reply->errors;
-  if (errors.empty()) return 0;
+  if (errors.empty()) {
+    if (request.args.value("json", false)) fmt::print("{}\n", reply->result.is_null() ? "{}" : reply->result.dump());
+    return 0;
+  }
   for (const auto& e : errors) fmt::print(stderr, "{}\n", e);
   fmt::print(stderr, "{}\n", dry_run ? msg::migration_would_fail(name) : msg::migration_failed(name));
   return 1;
@@ -117,6 +120,7 @@ int main(int argc, char** argv) {
       sub->add_flag("-n,--dry-run", inv.dry_run, "Run every check on both hosts and change nothing");
       sub->add_flag("-c,--certificate", inv.certificate, "Authenticate with the hosts' certificates (no password)");
       sub->add_option("-p,--password-file", inv.password_file, "Read the target password from the first line of FILE");
+      sub->add_flag("--json", inv.json, "On success, print a summary: total and QEMU times, downtime, bytes sent");
     }
     if (n.rfind("list-", 0) == 0) {
       sub->add_flag("-p,--parseable", inv.parseable, "Machine-readable output (VERSION, then |-separated records)");

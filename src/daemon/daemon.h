@@ -70,8 +70,9 @@ class Daemon {
 
   // Migration, source side (migration_source.cc).
   asio::awaitable<protocol::Response> migrate(const protocol::Request& request);
-  asio::awaitable<Result<>> stream_memory(const std::string& name, const std::string& address, int port,
-                                          const std::string& target_host);
+  // Returns QEMU's final query-migrate (total time, downtime, bytes).
+  asio::awaitable<Result<nlohmann::json>> stream_memory(const std::string& name, const std::string& address, int port,
+                                                        const std::string& target_host);
   asio::awaitable<void> finish_source(const std::string& name);
   // Migration, target side (migration_target.cc).
   asio::awaitable<void> accept_peers(std::shared_ptr<asio::ip::tcp::acceptor> acceptor);

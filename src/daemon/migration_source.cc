@@ -66,6 +66,11 @@ awaitable<Response> Daemon::migrate(const Request& request) {
   std::string target_name = args.value("target_name", *name);
   if (target_name.empty()) target_name = *name;
   bool dry_run = args.value("dry_run", false);
+  auto started = std::chrono::steady_clock::now();
+  auto elapsed_ms = [&] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  };
+  json summary = json::object();
 
   const model::Domain* d = model_.find(*name);
   if (*name == model::kPrimary) co_return Response::failure(Error(msg::primary_reserved("migrate-domain")));
@@ -133,6 +138,7 @@ awaitable<Response> Daemon::migrate(const Request& request) {
   }
 
   // ---- phases 3 and 4: the QEMU stream (active domains only) ----
+  summary["first_byte_ms"] = elapsed_ms();
   if (domain.state == model::DomainState::Active) {
     auto streamed = co_await stream_memory(*name, prepared->value("address", host), prepared->value("port", 0),
                                            target_host);
@@ -145,6 +151,9 @@ awaitable<Response> Daemon::migrate(const Request& request) {
       undo();
       co_return Response::failure(streamed.error());
     }
+    summary["qemu_total_ms"] = streamed->value("total-time", 0);
+    summary["qemu_downtime_ms"] = streamed->value("downtime", 0);
+    if (streamed->contains("ram")) summary["bytes"] = (*streamed)["ram"].value("transferred", 0);
   }
 
   // ---- phase 5: handoff ----
@@ -165,11 +174,12 @@ awaitable<Response> Daemon::migrate(const Request& request) {
         committed.error().text(), *name, target_host, *name)));
   }
   co_await finish_source(*name);
-  spdlog::info("migration: {} now runs on {} as {}", *name, target_host, target_name);
-  co_return Response{true, nullptr, {}, {}};
+  summary["total_ms"] = elapsed_ms();
+  spdlog::info("migration: {} now runs on {} as {} ({})", *name, target_host, target_name, summary.dump());
+  co_return Response{true, summary, {}, {}};
 }
 
-awaitable<Result<>> Daemon::stream_memory(const std::string& name, const std::string& address, int port,
+awaitable<Result<json>> Daemon::stream_memory(const std::string& name, const std::string& address, int port,
                                           const std::string& target_host) {
   const model::Domain* d = model_.find(name);
   if (!d) co_return fail(msg::domain_not_found(name));
@@ -189,6 +199,7 @@ awaitable<Result<>> Daemon::stream_memory(const std::string& name, const std::st
     if (!r) co_return fail(r.error());
   }
   int progress = 0;
+  int64_t downtime_limit = migration::kDowntimeLimitMs;
   asio::steady_timer tick(io_);
   auto deadline = std::chrono::steady_clock::now() + kStreamLimit;
   for (;;) {
@@ -197,9 +208,15 @@ awaitable<Result<>> Daemon::stream_memory(const std::string& name, const std::st
     auto q = co_await qmp->execute("query-migrate");
     if (!q) co_return fail(q.error());
     std::string status = q->value("status", "");
-    if (status == "completed") co_return Result<>{};
+    if (status == "completed") co_return std::move(*q);
     if (status == "failed" || status == "cancelled")
       co_return fail(fmt::format("QEMU's migration stream {}: {}", status, q->value("error-desc", "no reason given")));
+    int pass = q->contains("ram") ? (*q)["ram"].value("dirty-sync-count", 1) : 1;
+    if (int64_t limit = migration::downtime_limit_for_pass(pass); limit != downtime_limit) {
+      downtime_limit = limit;
+      (void)co_await qmp->execute("migrate-set-parameters", migration::downtime_parameter(limit));
+      spdlog::info("migration of {}: pass {}, downtime limit now {} ms", name, pass, limit);
+    }
     int next = migration::progress_of(*q, progress);
     if (next != progress) {
       progress = next;

@@ -13,7 +13,17 @@ json tls_credentials(const std::string& endpoint, const std::string& dir) {
           {"verify-peer", true}};
 }
 
-json events_capability() { return {{"capabilities", json::array({{{"capability", "events"}, {"state", true}}})}}; }
+json events_capability() {
+  return {{"capabilities", json::array({{{"capability", "events"}, {"state", true}},
+                                        {{"capability", "auto-converge"}, {"state", true}}})}};
+}
+
+int64_t downtime_limit_for_pass(int pass) {
+  if (pass <= 2) return kDowntimeLimitMs;
+  return std::min<int64_t>(kDowntimeCeilingMs, kDowntimeLimitMs + int64_t{50} * (pass - 2));
+}
+
+json downtime_parameter(int64_t ms) { return {{"downtime-limit", ms}}; }
 
 json source_parameters(const std::string& tls_hostname) {
   return {{"max-bandwidth", kMaxBandwidth}, {"downtime-limit", kDowntimeLimitMs}, {"tls-creds", kTlsCredsId},

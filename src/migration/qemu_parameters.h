@@ -16,10 +16,18 @@ namespace ldm::migration {
 
 inline constexpr const char* kTlsCredsId = "ldm-migration-tls";
 inline constexpr int64_t kMaxBandwidth = int64_t{10} << 30;  // bytes/s: effectively uncapped on one host
-inline constexpr int64_t kDowntimeLimitMs = 50;               // QEMU switches over once it expects less
+inline constexpr int64_t kDowntimeLimitMs = 50;               // first passes: QEMU switches over below this
+inline constexpr int64_t kDowntimeCeilingMs = 250;            // escalation never goes above this
 
 nlohmann::json tls_credentials(const std::string& endpoint, const std::string& dir);
+// events, plus auto-converge: QEMU throttles the vCPUs only while the guest
+// dirties memory faster than it can be sent.
 nlohmann::json events_capability();
+// Convergence policy: the downtime QEMU may aim for at dirty-sync pass `pass`
+// (1-based): 50 ms for the first two passes, then 50 ms more per pass up to
+// 250 ms, so a busy guest still converges with a pause users do not notice.
+int64_t downtime_limit_for_pass(int pass);
+nlohmann::json downtime_parameter(int64_t ms);
 nlohmann::json source_parameters(const std::string& tls_hostname);
 nlohmann::json target_parameters();
 nlohmann::json uri_argument(const std::string& address, int port);

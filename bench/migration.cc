@@ -1,0 +1,335 @@
+// bench/migration: the test guest migrated with ldm and with a bare
+// QEMU-to-QEMU migration on QEMU's defaults (the baseline), side by side in one
+// run, on this machine.
+//
+//   migration [--output FILE] [--demo]
+//
+// Guest-visible downtime is measured where a user sees it: the largest gap
+// between consecutive heartbeats (hb=10 ms) arriving on the two consoles.
+// --demo runs one ldm migration of a guest dirtying 64 MiB and explains it.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "integration/harness.h"
+
+using namespace ldm::itest;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Outcome {
+  bool finished = false;
+  double total_ms = 0, downtime_ms = 0, first_byte_ms = 0;
+  double bytes = 0;
+  bool corrupt = false, continued = false;
+  std::string note;
+};
+
+// Largest gap between consecutive heartbeat numbers, each taken at its earliest
+// arrival on any of the consoles.
+double largest_gap_ms(const std::vector<const Console*>& consoles, bool& corrupt) {
+  std::map<long, Clock::time_point> first_seen;
+  for (const Console* c : consoles) {
+    for (size_t i = 0; i < c->lines().size(); ++i) {
+      const std::string& l = c->lines()[i];
+      if (l.find("CORRUPT") != std::string::npos) corrupt = true;
+      if (l.rfind("HB ", 0) != 0) continue;
+      long n = std::stol(l.substr(3));
+      auto t = c->times()[i];
+      auto it = first_seen.find(n);
+      if (it == first_seen.end() || t < it->second) first_seen[n] = t;
+    }
+  }
+  double gap = 0;
+  for (auto it = first_seen.begin(); it != first_seen.end() && std::next(it) != first_seen.end(); ++it)
+    gap = std::max(gap, std::chrono::duration<double, std::milli>(std::next(it)->second - it->second).count());
+  return gap;
+}
+
+// A blocking QMP connection for the baseline's bare QEMUs.
+class Qmp {
+ public:
+  explicit Qmp(const std::string& path) {
+    for (int i = 0; i < 100 && fd_ < 0; ++i) {
+      int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+      sockaddr_un a{};
+      a.sun_family = AF_UNIX;
+      snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+      if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+        fd_ = fd;
+      } else {
+        close(fd);
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    }
+    line();
+    execute("qmp_capabilities");
+  }
+  ~Qmp() {
+    if (fd_ >= 0) close(fd_);
+  }
+  json execute(const std::string& cmd, const json& args = nullptr) {
+    json m = {{"execute", cmd}};
+    if (!args.is_null()) m["arguments"] = args;
+    std::string s = m.dump() + "\n";
+    (void)!write(fd_, s.data(), s.size());
+    for (;;) {
+      auto j = json::parse(line(), nullptr, false);
+      if (j.is_discarded() || j.contains("event")) continue;
+      return j;
+    }
+  }
+
+ private:
+  std::string line() {
+    std::string l;
+    char c;
+    while (read(fd_, &c, 1) == 1 && c != '\n') l += c;
+    return l;
+  }
+  int fd_ = -1;
+};
+
+std::string guest_cmdline(bool dirty) { return dirty ? "hb=10 dirty=64M rate=max" : "hb=10"; }
+
+// Watches both consoles while `work` runs in another thread.
+void watch(Console& source, std::function<Console*()> target_console, const std::function<void()>& work) {
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    work();
+    done = true;
+  });
+  Console* target = nullptr;
+  while (!done) {
+    source.drain(std::chrono::milliseconds(5));
+    if (!target) target = target_console();
+    if (target) target->drain(std::chrono::milliseconds(5));
+  }
+  t.join();
+  if (!target) target = target_console();
+  auto settle = Clock::now() + std::chrono::milliseconds(800);
+  while (Clock::now() < settle) {
+    source.drain(std::chrono::milliseconds(5));
+    if (target) target->drain(std::chrono::milliseconds(5));
+  }
+}
+
+bool continued_on(const Console* target) {
+  if (!target) return false;
+  int beats = 0;
+  for (const auto& l : target->lines()) {
+    if (l.rfind("LDM-TEST-GUEST START", 0) == 0) return false;
+    beats += l.rfind("HB ", 0) == 0;
+  }
+  return beats >= 5;
+}
+
+Outcome run_ldm(const std::string& memory, bool dirty, bool verbose) {
+  TempDir dir;
+  HostOptions a, b;
+  a.name = "hostA";
+  b.name = "hostB";
+  a.listen = "127.0.0.2:6482";
+  a.console_address = "127.0.0.2";
+  b.listen = "127.0.0.3:6482";
+  b.console_address = "127.0.0.3";
+  a.memory = b.memory = "4G";
+  Host ha(dir.path(), a), hb(dir.path(), b);
+  ha.start();
+  hb.start();
+  ha.trust(hb);
+  hb.trust(ha);
+  for (Host* h : {&ha, &hb}) h->ok({"add-vcc", "port-range=5000-5099", "primary-vcc0", "primary"});
+  ha.ok({"add-domain", "vcpus=1", "memory=" + memory, "kernel=" + test_guest(), "cmdline=" + guest_cmdline(dirty),
+         "ldg1"});
+  ha.ok({"bind", "ldg1"});
+  ha.ok({"start", "ldg1"});
+  if (verbose) fmt::print("{}", ha.ok({"ls"}));
+  Console source("127.0.0.2", std::stoi(ha.record("ldg1")["cons"]));
+  source.heartbeats(20);  // let the guest settle (and fill its dirty region)
+  source.drain(std::chrono::milliseconds(1500));
+
+  std::unique_ptr<Console> target;
+  CommandResult result;
+  auto start = Clock::now();
+  watch(
+      source,
+      [&]() -> Console* {
+        if (!target) {
+          auto cons = hb.record("ldg1")["cons"];
+          if (!cons.empty()) target = std::make_unique<Console>("127.0.0.3", std::stoi(cons));
+        }
+        return target.get();
+      },
+      [&] { result = ha.ldm({"migrate-domain", "-c", "--json", "ldg1", "127.0.0.3"}); });
+  Outcome o;
+  o.total_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  o.finished = result.exit_code == 0;
+  if (!o.finished) {
+    o.note = result.err;
+    return o;
+  }
+  auto summary = json::parse(result.out, nullptr, false);
+  if (!summary.is_discarded()) {
+    o.first_byte_ms = summary.value("first_byte_ms", 0.0);
+    o.bytes = summary.value("bytes", 0.0);
+  }
+  o.downtime_ms = largest_gap_ms({&source, target.get()}, o.corrupt);
+  o.continued = continued_on(target.get());
+  if (verbose) {
+    fmt::print("\n$ ldm migrate-domain -c ldg1 127.0.0.3     (on hostA)\n");
+    fmt::print("hostA:\n{}hostB:\n{}", ha.ok({"ls"}), hb.ok({"ls"}));
+    fmt::print("\nlast lines on hostB's console (127.0.0.3:{}):\n", hb.record("ldg1")["cons"]);
+    auto& lines = target->lines();
+    for (size_t i = lines.size() >= 3 ? lines.size() - 3 : 0; i < lines.size(); ++i) fmt::print("  {}\n", lines[i]);
+  }
+  return o;
+}
+
+Outcome run_baseline(const std::string& memory, bool dirty) {
+  TempDir dir;
+  int id = unique_id();
+  int src_port = 21000 + id, dst_port = 22000 + id, mig_port = 23000 + id;
+  auto qemu = [&](const std::string& name, int port, bool incoming) {
+    std::vector<std::string> argv = {"qemu-system-x86_64", "-machine", "pc,accel=tcg", "-cpu", "max", "-m", memory,
+                                     "-nodefaults", "-display", "none", "-kernel", test_guest(), "-append",
+                                     guest_cmdline(dirty), "-serial",
+                                     fmt::format("telnet:127.0.0.1:{},server=on,wait=off", port), "-qmp",
+                                     fmt::format("unix:{}/{}.qmp,server=on,wait=off", dir.path(), name), "-pidfile",
+                                     fmt::format("{}/{}.pid", dir.path(), name), "-daemonize"};
+    if (incoming) argv.insert(argv.end(), {"-incoming", fmt::format("tcp:127.0.0.1:{}", mig_port)});
+    run(argv);
+  };
+  qemu("src", src_port, false);
+  qemu("dst", dst_port, true);
+  auto pid_of = [&](const std::string& n) {
+    std::ifstream in(dir.path() + "/" + n + ".pid");
+    int p = 0;
+    in >> p;
+    return p;
+  };
+  Qmp src(dir.path() + "/src.qmp");
+  Console source("127.0.0.1", src_port);
+  source.heartbeats(20);
+  source.drain(std::chrono::milliseconds(1500));
+  Console target("127.0.0.1", dst_port);
+  Outcome o;
+  json last;
+  auto start = Clock::now();
+  watch(
+      source, [&]() -> Console* { return &target; },
+      [&] {
+        src.execute("migrate", {{"uri", fmt::format("tcp:127.0.0.1:{}", mig_port)}});
+        for (;;) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          last = src.execute("query-migrate")["return"];
+          std::string status = last.value("status", "");
+          if (status == "completed" || status == "failed") break;
+          if (Clock::now() - start > std::chrono::seconds(30)) {
+            src.execute("migrate_cancel");
+            o.note = "did not converge in 30 s (cancelled)";
+            break;
+          }
+        }
+      });
+  o.finished = last.value("status", "") == "completed";
+  o.total_ms = last.value("total-time", 0.0);
+  o.first_byte_ms = last.value("setup-time", 0.0);
+  if (last.contains("ram")) o.bytes = last["ram"].value("transferred", 0.0);
+  if (o.finished) {
+    o.downtime_ms = largest_gap_ms({&source, &target}, o.corrupt);
+    o.continued = continued_on(&target);
+  }
+  for (const char* n : {"src", "dst"}) kill(pid_of(n), SIGKILL);
+  return o;
+}
+
+std::string cell(const Outcome& o, double v, const char* unit) {
+  if (!o.finished) return "-";
+  return fmt::format("{:.0f} {}", v, unit);
+}
+std::string ratio(const Outcome& a, const Outcome& b, double va, double vb) {
+  if (!a.finished || !b.finished || vb <= 0) return "-";
+  return fmt::format("{:.2f}", va / vb);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string output;
+  bool demo = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--output" && i + 1 < argc) output = argv[++i];
+    if (a == "--demo") demo = true;
+  }
+  if (demo) {
+    fmt::print("== two hosts on this machine: hostA (127.0.0.2) and hostB (127.0.0.3), certificates exchanged\n");
+    fmt::print("== the test guest on hostA: 256 MiB, rewriting 64 MiB as fast as it can\n");
+    Outcome o = run_ldm("256M", true, true);
+    if (!o.finished) {
+      fmt::print("migration failed:\n{}\n", o.note);
+      return 1;
+    }
+    fmt::print("\nmigrated live in {:.0f} ms (QEMU stream began after {:.0f} ms); guest-visible downtime {:.0f} ms "
+               "(largest heartbeat gap, heartbeat every 10 ms); {:.1f} MiB sent\n",
+               o.total_ms, o.first_byte_ms, o.downtime_ms, o.bytes / 1048576.0);
+    fmt::print("heartbeat continued on hostB without a restart: {}; memory corruption reported: {}\n",
+               o.continued ? "yes" : "NO", o.corrupt ? "YES" : "none");
+    return o.continued && !o.corrupt ? 0 : 1;
+  }
+
+  std::string table =
+      "| guest | workload | ldm total | baseline total | ratio | ldm downtime | baseline downtime | ratio | ldm bytes | "
+      "baseline bytes | ldm first byte | baseline first byte | heartbeat continued, no CORRUPT |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+  for (std::string memory : {"256M", "1G"}) {
+    for (bool dirty : {false, true}) {
+      fmt::print(stderr, "running {} {} ...\n", memory, dirty ? "dirty 64 MiB" : "idle");
+      Outcome l = run_ldm(memory, dirty, false);
+      Outcome b = run_baseline(memory, dirty);
+      auto mib = [](const Outcome& o) { return o.finished ? fmt::format("{:.1f} MiB", o.bytes / 1048576.0) : std::string("-"); };
+      auto ok = [](const Outcome& o) {
+        return o.finished ? std::string(o.continued && !o.corrupt ? "yes" : "NO") : std::string("-");
+      };
+      table += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | ldm: {}, baseline: {}{} |\n",
+                           memory, dirty ? "dirtying 64 MiB (rate=max)" : "idle", cell(l, l.total_ms, "ms"),
+                           b.finished ? cell(b, b.total_ms, "ms") : b.note, ratio(l, b, l.total_ms, b.total_ms),
+                           cell(l, l.downtime_ms, "ms"), cell(b, b.downtime_ms, "ms"),
+                           ratio(l, b, l.downtime_ms, b.downtime_ms), mib(l), mib(b), cell(l, l.first_byte_ms, "ms"),
+                           cell(b, b.first_byte_ms, "ms"), ok(l), ok(b), l.finished ? "" : " (ldm failed: " + l.note + ")");
+    }
+  }
+  fmt::print("{}", table);
+  if (!output.empty()) {
+    std::ofstream out(output);
+    out << "# Migration benchmark\n\n"
+        << "Produced by `build/bin/migration --output bench/results/migration.md` (see bench/README.md). One run, "
+           "ldm and the baseline side by side on the same machine: 2 shared cores, QEMU 7.2 under TCG, loopback. "
+           "Absolute figures are noisy; read the ratios.\n\n"
+        << "- ldm: `ldm migrate-domain -c` between two ldmd (127.0.0.2 -> 127.0.0.3), QEMU stream over TLS, "
+           "max-bandwidth 10 GiB/s, downtime-limit 50 ms. Total = the `ldm` command's wall time (all phases, "
+           "including checks and the handoff).\n"
+        << "- baseline: two bare QEMUs, plain TCP, QEMU's defaults (128 MiB/s cap, 300 ms downtime limit, target "
+           "resumes by itself). Total = QEMU's total-time.\n"
+        << "- downtime: largest gap between consecutive heartbeats (every 10 ms) seen on the two consoles.\n"
+        << "- first byte: ldm = command start until QEMU's stream starts (phases 1-2); baseline = QEMU's setup-time.\n\n"
+        << table;
+  }
+  return 0;
+}
