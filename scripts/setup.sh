@@ -29,7 +29,7 @@ install_missing() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-build() {
+build() {  # build DIR [cmake args...]; the build type defaults to RelWithDebInfo
   local dir=$1
   shift
   cmake -S "$ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
