@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <fstream>
 #include <iterator>
 #include <poll.h>
@@ -47,6 +48,9 @@ Result<CommandOutput> run_command(const std::vector<std::string>& argv, std::chr
     dup2(pipefd[1], STDERR_FILENO);
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0) dup2(devnull, STDIN_FILENO);
+    // Nothing of ldmd's may leak into the child: QEMU daemonizes and outlives
+    // ldmd, and an inherited listening socket would keep ldmd's ports bound.
+    close_range(3, ~0U, 0);
     setsid();  // detach from our terminal and process group: a ^C to ldmd's shell is not for them
     execvp(args[0], args.data());
     dprintf(STDERR_FILENO, "cannot execute %s: %s\n", args[0], std::strerror(errno));
