@@ -95,6 +95,8 @@ class Daemon {
   // Forgets and closes a domain's monitor without running its close handler
   // (we are ending that QEMU on purpose).
   void detach_monitor(const std::string& uuid);
+  // SIGKILL a QEMU of ours and wait for it to go (on the pool).
+  asio::awaitable<void> kill_qemu(int pid);
 
   std::string run_path(const model::Domain& d, const char* suffix) const;
 

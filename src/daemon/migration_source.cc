@@ -242,11 +242,7 @@ awaitable<void> Daemon::finish_source(const std::string& name) {
     }
     bool gone = co_await wait_for_exit(copy.runtime.pid, 5s);
     if (!gone) {
-      auto kill_it = [pid = copy.runtime.pid] {
-        hypervisor::qemu::kill_process(pid);
-        return 0;
-      };
-      co_await offload(std::move(kill_it));
+      co_await kill_qemu(copy.runtime.pid);
     }
     remove_taps(copy);
     stopping_.erase(copy.uuid);

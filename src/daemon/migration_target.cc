@@ -286,11 +286,7 @@ awaitable<void> Daemon::abandon_incoming(const std::string& name) {
   stopping_.insert(copy.uuid);
   detach_monitor(copy.uuid);
   if (copy.runtime.pid > 0) {
-    auto kill_it = [pid = copy.runtime.pid] {
-      hypervisor::qemu::kill_process(pid);
-      return 0;
-    };
-    co_await offload(std::move(kill_it));
+    co_await kill_qemu(copy.runtime.pid);
   }
   remove_taps(copy);
   (void)mutate([&](model::HostModel& m) -> Result<> {

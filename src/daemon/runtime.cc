@@ -113,11 +113,7 @@ awaitable<Result<>> Daemon::start_domain(const std::string& name) {
     return {};
   });
   if (!r) {
-    auto kill_it = [pid] {
-      hypervisor::qemu::kill_process(pid);
-      return 0;
-    };
-    co_await offload(std::move(kill_it));
+    co_await kill_qemu(pid);
     remove_taps(spec->domain);
     release(name);
     co_return r;
@@ -203,6 +199,14 @@ awaitable<bool> Daemon::wait_for_exit(int pid, std::chrono::milliseconds timeout
   co_return true;
 }
 
+awaitable<void> Daemon::kill_qemu(int pid) {
+  auto kill_it = [pid] {
+    hypervisor::qemu::kill_process(pid);
+    return 0;
+  };
+  co_await offload(std::move(kill_it));
+}
+
 void Daemon::detach_monitor(const std::string& uuid) {
   auto it = monitors_.find(uuid);
   if (it == monitors_.end()) return;
@@ -245,11 +249,7 @@ awaitable<Result<>> Daemon::stop_domain(const std::string& name, bool force, int
     if (monitor) (void)co_await monitor->execute("quit", nullptr, 5s);
     exited = co_await wait_for_exit(pid, 5s);
     if (!exited) {
-      auto kill_it = [pid] {
-        hypervisor::qemu::kill_process(pid);
-        return 0;
-      };
-      co_await offload(std::move(kill_it));
+      co_await kill_qemu(pid);
     }
   }
   detach_monitor(uuid);
