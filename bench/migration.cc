@@ -205,7 +205,7 @@ Outcome run_baseline(const std::string& memory, bool dirty) {
   TempDir dir;
   int id = unique_id();
   int src_port = 21000 + id, dst_port = 22000 + id, mig_port = 23000 + id;
-  auto qemu = [&](const std::string& name, int port, bool incoming) {
+  auto qemu = [&](const std::string& name, int port, bool incoming) -> bool {
     std::vector<std::string> argv = {"qemu-system-x86_64", "-machine", "pc,accel=tcg", "-cpu", "max", "-m", memory,
                                      "-nodefaults", "-display", "none", "-kernel", test_guest(), "-append",
                                      guest_cmdline(dirty), "-serial",
@@ -213,7 +213,9 @@ Outcome run_baseline(const std::string& memory, bool dirty) {
                                      fmt::format("unix:{}/{}.qmp,server=on,wait=off", dir.path(), name), "-pidfile",
                                      fmt::format("{}/{}.pid", dir.path(), name), "-daemonize"};
     if (incoming) argv.insert(argv.end(), {"-incoming", fmt::format("tcp:127.0.0.1:{}", mig_port)});
-    run(argv);
+    auto r = run(argv);
+    if (r.exit_code != 0) fmt::print(stderr, "baseline QEMU {} did not start: {}\n", name, r.err + r.out);
+    return r.exit_code == 0;
   };
   qemu("src", src_port, false);
   auto pid_of = [&](const std::string& n) {
@@ -259,7 +261,9 @@ Outcome run_baseline(const std::string& memory, bool dirty) {
     o.downtime_ms = largest_gap_ms({&source, &target}, o.corrupt);
     o.continued = continued_on(&target);
   }
-  for (const char* n : {"src", "dst"}) kill(pid_of(n), SIGKILL);
+  // Only processes this run started, by their PID (never 0: that is our own group).
+  for (const char* n : {"src", "dst"})
+    if (int pid = pid_of(n); pid > 0) kill(pid, SIGKILL);
   return o;
 }
 

@@ -30,6 +30,10 @@ CommandResult run(const std::vector<std::string>& argv, const std::map<std::stri
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid = fork();
+  if (pid < 0) {
+    for (int fd : {out[0], out[1], err[0], err[1], in[0], in[1]}) close(fd);
+    return {};
+  }
   if (pid == 0) {
     dup2(in[0], 0);
     dup2(out[1], 1);
