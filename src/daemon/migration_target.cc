@@ -253,7 +253,7 @@ awaitable<Result<>> Daemon::commit_incoming(const std::string& name) {
       auto q = co_await qmp->execute("query-migrate");
       status = q && q->contains("status") ? (*q)["status"].get<std::string>() : "unknown";
       if (status == "completed" || status == "failed") break;
-      wait.expires_after(50ms);
+      wait.expires_after(5ms);
       co_await wait.async_wait(asio::use_awaitable);
     }
     if (status != "completed") co_return fail(fmt::format("the incoming stream for {} did not complete ({})", name, status));
