@@ -59,8 +59,9 @@ int run_migration(const protocol::Request& request) {
         const model::Domain* d = snap->model.find(name);
         if (!d || d->migration.role.empty()) continue;
         double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        fmt::print(stderr, "\rMigrating {} to {}: {:3d}%  {:.1f}s", name, d->migration.peer, d->migration.progress,
-                   secs);
+        fmt::print(stderr, "\rMigrating {} to {}: {:3d}%  {:.1f} MiB sent  {:.0f} Mbit/s  {:.1f}s\033[K", name,
+                   d->migration.peer, d->migration.progress, static_cast<double>(d->migration.transferred) / 1048576.0,
+                   d->migration.rate_mbps, secs);
       }
       fmt::print(stderr, "\r\033[K");
     });

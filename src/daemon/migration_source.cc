@@ -200,6 +200,7 @@ awaitable<Result<json>> Daemon::stream_memory(const std::string& name, const std
   }
   int progress = 0;
   int64_t downtime_limit = migration::kDowntimeLimitMs;
+  auto last_report = std::chrono::steady_clock::now();
   asio::steady_timer tick(io_);
   auto deadline = std::chrono::steady_clock::now() + kStreamLimit;
   for (;;) {
@@ -220,9 +221,17 @@ awaitable<Result<json>> Daemon::stream_memory(const std::string& name, const std
       spdlog::info("migration of {}: pass {}, downtime limit now {} ms", name, pass, limit);
     }
     int next = migration::progress_of(*q, progress);
-    if (next != progress) {
+    auto now = std::chrono::steady_clock::now();
+    // Recorded when the percentage moves, and at most twice a second otherwise.
+    if (next != progress || now - last_report > 500ms) {
       progress = next;
-      set_migration(name, model::MigrationStatus{"source", target_host, progress, false});
+      last_report = now;
+      model::MigrationStatus report{"source", target_host, progress, false, 0, 0};
+      if (q->contains("ram")) {
+        report.transferred = (*q)["ram"].value("transferred", uint64_t{0});
+        report.rate_mbps = (*q)["ram"].value("mbps", 0.0);
+      }
+      set_migration(name, report);
     }
     if (std::chrono::steady_clock::now() > deadline) {
       (void)co_await qmp->execute("migrate_cancel");

@@ -56,6 +56,8 @@ struct MigrationStatus {
   std::string peer;  // the other host
   int progress = 0;
   bool error = false;
+  uint64_t transferred = 0;  // bytes QEMU has sent so far
+  double rate_mbps = 0;      // QEMU's current rate, megabits per second
 };
 
 // Facts about a running domain that belong to the QEMU process, not to the
@@ -152,7 +154,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MemoryBlock, ra, pa, size, page_
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VirtualDisk, name, volume, service, id)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VirtualNetwork, name, vswitch, mac, mac_auto, id)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Console, service, group, port)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MigrationStatus, role, peer, progress, error)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MigrationStatus, role, peer, progress, error, transferred, rate_mbps)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Runtime, pid, qmp_socket, started_at, taps, run_state, last_exit)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Domain, name, uuid, state, vcpus, memory, cpu_arch, kernel, initrd,
                                                 cmdline, variables, disks, networks, console, migration,
