@@ -157,6 +157,7 @@ awaitable<Response> Daemon::migrate(const Request& request) {
   }
 
   // ---- phase 5: handoff ----
+  spdlog::info("migration of {}: stream done, committing", *name);
   set_migration(*name, model::MigrationStatus{"source", target_host, 100, false});
   if (auto w = co_await protocol::write_message(stream, simple_message("commit")); !w) {
     set_migration(*name, model::MigrationStatus{"source", target_host, 100, true});
@@ -173,6 +174,7 @@ awaitable<Response> Daemon::migrate(const Request& request) {
         "Check the target: if the domain runs there, remove it here; if not, run 'ldm cancel-operation migration {}'",
         committed.error().text(), *name, target_host, *name)));
   }
+  spdlog::info("migration of {}: {} acknowledged the commit", *name, target_host);
   co_await finish_source(*name);
   summary["total_ms"] = elapsed_ms();
   spdlog::info("migration: {} now runs on {} as {} ({})", *name, target_host, target_name, summary.dump());

@@ -240,6 +240,7 @@ awaitable<Result<json>> Daemon::prepare_incoming(const json& message, const std:
 }
 
 awaitable<Result<>> Daemon::commit_incoming(const std::string& name) {
+  spdlog::info("migration: commit received for {}", name);
   const model::Domain* d = model_.find(name);
   if (!d) co_return fail(msg::domain_not_found(name));
   bool active = d->runtime.pid > 0;
@@ -269,6 +270,7 @@ awaitable<Result<>> Daemon::commit_incoming(const std::string& name) {
     if (!j) co_return j;
     auto cont = co_await qmp->execute("cont");
     if (!cont) co_return fail(fmt::format("the target could not resume {}: {}", name, cont.error().text()));
+    spdlog::info("migration: {} resumed here", name);
   }
   set_migration(name, model::MigrationStatus{});
   release(name);
