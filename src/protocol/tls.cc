@@ -155,13 +155,10 @@ Result<std::shared_ptr<asio::ssl::context>> make_context(const TlsPaths& paths, 
   ctx->use_certificate_chain_file(paths.cert, ec);
   if (!ec) ctx->use_private_key_file(paths.key, asio::ssl::context::pem, ec);
   if (ec) return fail(fmt::format("cannot load the host certificate {}: {}", paths.cert, ec.message()));
-  int trusted = 0;
   for (const auto& file : trusted_files(paths)) {
     ctx->load_verify_file(file, ec);
     if (ec) return fail(fmt::format("cannot load trusted certificate {}: {}", file, ec.message()));
-    ++trusted;
   }
-  (void)trusted;
   // Trusted certificates are self-signed leaves: accept them as anchors.
   X509_STORE_set_flags(SSL_CTX_get_cert_store(raw), X509_V_FLAG_PARTIAL_CHAIN);
   ctx->set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
