@@ -95,6 +95,9 @@ class Daemon {
   // Forgets and closes a domain's monitor without running its close handler
   // (we are ending that QEMU on purpose).
   void detach_monitor(const std::string& uuid);
+  // The domain's QEMU is gone: remove its taps and record it bound, with
+  // `last_exit` saying why when it was not asked to stop.
+  Result<> record_stopped(const std::string& name, const std::string& last_exit);
   // SIGKILL a QEMU of ours and wait for it to go (on the pool).
   asio::awaitable<void> kill_qemu(int pid);
 

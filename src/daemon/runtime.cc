@@ -176,14 +176,19 @@ awaitable<void> Daemon::settle_dead_domain(std::string name, std::string reason)
     co_return;
   }
   spdlog::warn("domain {}: QEMU {} exited unexpectedly ({})", name, pid, reason);
-  model::Domain copy = *d;
-  remove_taps(copy);
-  (void)mutate([&](model::HostModel& m) -> Result<> {
-    if (model::Domain* dom = m.find(name)) {
-      dom->state = model::DomainState::Bound;
-      dom->runtime = model::Runtime{};
-      dom->runtime.last_exit = "QEMU exited unexpectedly";
-    }
+  (void)record_stopped(name, "QEMU exited unexpectedly");
+}
+
+Result<> Daemon::record_stopped(const std::string& name, const std::string& last_exit) {
+  const model::Domain* d = model_.find(name);
+  if (!d) return fail(msg::domain_not_found(name));
+  remove_taps(*d);
+  return mutate([&](model::HostModel& m) -> Result<> {
+    model::Domain* dom = m.find(name);
+    dom->state = model::DomainState::Bound;
+    dom->transitioning = false;
+    dom->runtime = model::Runtime{};
+    dom->runtime.last_exit = last_exit;
     return {};
   });
 }
@@ -253,14 +258,7 @@ awaitable<Result<>> Daemon::stop_domain(const std::string& name, bool force, int
     }
   }
   detach_monitor(uuid);
-  model::Domain copy = *model_.find(name);
-  remove_taps(copy);
-  auto r = mutate([&](model::HostModel& m) -> Result<> {
-    model::Domain* dom = m.find(name);
-    dom->state = model::DomainState::Bound;
-    dom->runtime = model::Runtime{};
-    return {};
-  });
+  auto r = record_stopped(name, "");
   stopping_.erase(uuid);
   release(name);
   spdlog::info("domain {} stopped{}", name, force ? " (forced)" : "");
@@ -284,16 +282,7 @@ awaitable<void> Daemon::adopt_domains() {
       }
     }
     spdlog::warn("domain {}: QEMU is gone; the domain is now bound", name);
-    model::Domain copy = *d;
-    remove_taps(copy);
-    (void)mutate([&](model::HostModel& m) -> Result<> {
-      model::Domain* dom = m.find(name);
-      dom->state = model::DomainState::Bound;
-      dom->transitioning = false;
-      dom->runtime = model::Runtime{};
-      dom->runtime.last_exit = "QEMU exited while ldmd was not running";
-      return {};
-    });
+    (void)record_stopped(name, "QEMU exited while ldmd was not running");
   }
 }
 

@@ -160,17 +160,12 @@ void Host::start() {
 
 bool Host::running() const { return pid_ > 0 && kill(pid_, 0) == 0; }
 
-void Host::stop() {
-  if (pid_ <= 0) return;
-  kill(pid_, SIGTERM);
-  int status = 0;
-  waitpid(pid_, &status, 0);
-  pid_ = -1;
-}
+void Host::stop() { end(SIGTERM); }
+void Host::kill9() { end(SIGKILL); }
 
-void Host::kill9() {
+void Host::end(int signal) {
   if (pid_ <= 0) return;
-  kill(pid_, SIGKILL);
+  kill(pid_, signal);
   int status = 0;
   waitpid(pid_, &status, 0);
   pid_ = -1;

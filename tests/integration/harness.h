@@ -92,6 +92,7 @@ class Host {
 
  private:
   std::vector<std::string> wrap(std::vector<std::string> argv) const;
+  void end(int signal);  // signals our ldmd and reaps it
   HostOptions options_;
   std::string state_dir_, socket_, log_path_;
   pid_t pid_ = -1;
