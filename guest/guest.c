@@ -11,6 +11,9 @@
  *   dirty=SIZE     size of the region kept dirty, e.g. 64M (default 0)
  *   rate=PAGES     pages rewritten per second; 0 or "max" = as fast as possible
  *   pattern=TEXT   fill the dirty region's pages with TEXT (for capture tests)
+ *   panic=MS       after MS milliseconds print "PANIC" and signal a panic to the
+ *                  host through the pvpanic device (QEMU's run-state becomes
+ *                  guest-panicked), for run-state checks
  *
  * The dirty region is swept page by page; each sweep is one generation. A
  * page always holds either the current or the previous generation, so every
@@ -161,6 +164,7 @@ struct config {
     uint32_t rate; /* pages per second, 0 = unlimited */
     const char *pattern;
     uint32_t pattern_len;
+    uint32_t panic_ms; /* 0 = never */
 };
 
 static int starts_with(const char *s, const char *prefix)
@@ -186,7 +190,7 @@ static uint32_t parse_size(const char *s)
 
 static struct config parse_cmdline(const char *cmdline)
 {
-    struct config c = {50, 0, 0, 0, 0};
+    struct config c = {50, 0, 0, 0, 0, 0};
     const char *p = cmdline;
     while (p && *p) {
         while (*p == ' ')
@@ -197,6 +201,8 @@ static struct config parse_cmdline(const char *cmdline)
             c.dirty_bytes = parse_size(p + 6);
         else if (starts_with(p, "rate="))
             c.rate = starts_with(p + 5, "max") ? 0 : parse_size(p + 5);
+        else if (starts_with(p, "panic="))
+            c.panic_ms = parse_size(p + 6);
         else if (starts_with(p, "pattern=")) {
             c.pattern = p + 8;
             while (p[8 + c.pattern_len] && p[8 + c.pattern_len] != ' ')
@@ -322,9 +328,15 @@ void guest_main(uint32_t magic, const struct multiboot_info *mbi)
         hb_ticks = 1;
     uint32_t heartbeat = 0, last_hb_tick = ticks;
     uint32_t pages_done = 0, rate_start_tick = ticks;
+    uint32_t panic_tick = ticks + cfg.panic_ms * TICK_HZ / 1000;
 
     for (;;) {
         uint32_t now = ticks;
+        if (cfg.panic_ms && (int32_t)(now - panic_tick) >= 0) {
+            cfg.panic_ms = 0;
+            puts_serial("PANIC\n");
+            outb(0x505, 1); /* pvpanic: guest panicked */
+        }
         if (now - last_hb_tick >= hb_ticks) {
             last_hb_tick = now;
             puts_serial("HB ");

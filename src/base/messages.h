@@ -42,6 +42,43 @@ inline std::string must_be_bound(const std::string& d, const char* state, const 
 inline std::string already_in_state(const std::string& d, const char* state) {
   return fmt::format("LDom {} is already {}", d, state);
 }
+inline std::string delayed_reconf_started(const std::string& d) {
+  return fmt::format("Initiating a delayed reconfiguration operation on LDom {}. The change takes effect when the "
+                     "domain is next started (stop-domain, then start-domain); "
+                     "'ldm cancel-operation reconf {}' drops it.",
+                     d, d);
+}
+inline std::string delayed_reconf_pending(const std::string& d) {
+  return fmt::format("Notice: LDom {} is in the process of a delayed reconfiguration. Any changes made to this LDom "
+                     "will only take effect after it is restarted.",
+                     d);
+}
+inline std::string no_delayed_reconf(const std::string& d) {
+  return fmt::format("LDom {} has no delayed reconfiguration to cancel", d);
+}
+inline std::string bad_pci_address(const std::string& text) {
+  return fmt::format("Invalid PCI device '{}': write it as in /sys/bus/pci/devices, e.g. 0000:3b:00.0", text);
+}
+inline std::string domain_migrating(const std::string& d, const std::string& role, const std::string& peer,
+                                    bool error) {
+  if (error)
+    return fmt::format("LDom {} is in the error state of a failed migration {} {}; resolve it first "
+                       "('ldm list -o status {}' says how)",
+                       d, role == "source" ? "to" : "from", peer, d);
+  if (role == "target")
+    return fmt::format("LDom {} is being migrated here from {}; it cannot be changed until the migration ends "
+                       "(cancel it on {} with 'ldm cancel-operation migration')",
+                       d, peer, peer);
+  return fmt::format("LDom {} is being migrated to {}; it cannot be changed until the migration ends "
+                     "(watch it with 'ldm list -o status {}', stop it with 'ldm cancel-operation migration {}')",
+                     d, peer, d, d);
+}
+inline std::string blocked_by_migration(const std::string& d, const std::string& operation,
+                                        const std::string& migration) {
+  return fmt::format("Cannot {} LDom {} while a migration is in progress on this machine ({}): bind, stop and "
+                     "delayed reconfiguration wait until it ends",
+                     operation, d, migration);
+}
 inline std::string operation_in_progress(const std::string& d) {
   return fmt::format("Another operation is in progress on LDom {}; wait for it to finish and try again", d);
 }

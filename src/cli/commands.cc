@@ -10,21 +10,25 @@ using json = nlohmann::json;
 
 const std::vector<CommandSpec>& command_specs() {
   static const std::vector<CommandSpec> specs = {
-      {"add-domain", {"create"}, "ldm add-domain [vcpus=N] [memory=SIZE] [cpu-arch=native|generic|migration-class1]\n"
+      {"add-domain", {"create"}, "ldm add-domain [vcpus=N] [memory=SIZE] [mem-pagesize=4K|2M|1G]\n"
+                                 "               [cpu-arch=native|generic|migration-class1]\n"
                                  "               [uuid=UUID] [kernel=PATH] [initrd=PATH] [cmdline=TEXT] domain-name\n"
                                  "ldm add-domain domain-name...",
        "Define a new, inactive domain. It gets a UUID; vCPUs and memory can be given now or later."},
-      {"set-domain", {"modify"}, "ldm set-domain [vcpus=N] [memory=SIZE] [cpu-arch=...] [kernel=PATH] [initrd=PATH]\n"
-                                 "               [cmdline=TEXT] domain-name",
-       "Change properties of a domain. cpu-arch can change only while the domain is bound or inactive; the kernel "
-       "and its command line only while it is not active."},
+      {"set-domain", {"modify"}, "ldm set-domain [vcpus=N] [memory=SIZE] [mem-pagesize=4K|2M|1G] [cpu-arch=...]\n"
+                                 "               [kernel=PATH] [initrd=PATH] [cmdline=TEXT] domain-name",
+       "Change properties of a domain. On an active domain, vCPUs, memory, kernel and command line changes are "
+       "held until its next start (a delayed reconfiguration, FLAGS column 3 'd'); cpu-arch and mem-pagesize "
+       "change only while the domain is bound or inactive. mem-pagesize 2M or 1G backs memory with huge pages."},
       {"remove-domain", {"rm-domain", "destroy"}, "ldm remove-domain -a\nldm remove-domain domain-name...",
        "Remove inactive domains (-a: every domain of this host)."},
-      {"add-vcpu", {}, "ldm add-vcpu number domain-name", "Give a bound or inactive domain more vCPUs."},
-      {"set-vcpu", {}, "ldm set-vcpu number domain-name", "Set the number of vCPUs of a bound or inactive domain."},
+      {"add-vcpu", {}, "ldm add-vcpu number domain-name",
+       "Give a domain more vCPUs (an active one gets them at its next start)."},
+      {"set-vcpu", {}, "ldm set-vcpu number domain-name",
+       "Set the number of vCPUs of a domain (an active one: at its next start)."},
       {"remove-vcpu", {"rm-vcpu"}, "ldm remove-vcpu number domain-name", "Take vCPUs away from a domain."},
       {"add-memory", {"add-mem"}, "ldm add-memory size[unit] domain-name",
-       "Give a bound or inactive domain more memory (units K, M, G, T)."},
+       "Give a domain more memory (units K, M, G, T; an active one gets it at its next start)."},
       {"set-memory", {"set-mem"}, "ldm set-memory size[unit] domain-name", "Set the memory of a domain."},
       {"remove-memory", {"rm-memory", "rm-mem", "remove-mem"}, "ldm remove-memory size[unit] domain-name",
        "Take memory away from a domain."},
@@ -55,6 +59,14 @@ const std::vector<CommandSpec>& command_specs() {
        "Set variables of a domain (kept with it, e.g. auto-boot?=true)."},
       {"remove-var", {"rm-var", "remove-variable", "rm-variable"}, "ldm remove-var name... domain-name",
        "Remove variables of a domain."},
+      {"add-io", {}, "ldm add-io pci-device domain-name",
+       "Give an inactive domain a host PCI function (DDDD:BB:DD.F, as in /sys/bus/pci/devices). A domain with "
+       "physical I/O cannot be migrated."},
+      {"remove-io", {"rm-io"}, "ldm remove-io pci-device domain-name",
+       "Take a PCI function away from an inactive domain."},
+      {"cancel-operation", {"cancel-op"}, "ldm cancel-operation (migration | reconf) domain-name",
+       "reconf: drop a domain's pending delayed reconfiguration (its constraints go back to what runs). "
+       "migration: stop a migration started on this host; the domain runs here as before."},
       {"bind-domain", {"bind"}, "ldm bind-domain domain-name",
        "Reserve a domain's vCPUs, memory, console port and MACs on this host."},
       {"unbind-domain", {"unbind"}, "ldm unbind-domain domain-name", "Release what bind-domain reserved."},
@@ -281,6 +293,16 @@ Result<Action> interpret(const Invocation& inv) {
   if (c == "remove-var") {
     if (ops.size() < 2) return fail("remove-var needs variable names and a domain name");
     return Action{request(c, {{"keys", std::vector<std::string>(ops.begin(), ops.end() - 1)}, {"domain", ops.back()}})};
+  }
+  if (c == "add-io" || c == "remove-io") {
+    if (auto r = need_operands(inv, 2); !r) return fail(r.error());
+    return Action{request(c, {{"device", ops[0]}, {"domain", ops[1]}})};
+  }
+  if (c == "cancel-operation") {
+    if (auto r = need_operands(inv, 2); !r) return fail(r.error());
+    if (ops[0] != "migration" && ops[0] != "reconf")
+      return fail(fmt::format("cancel-operation cancels 'migration' or 'reconf', not '{}'", ops[0]));
+    return Action{request(c, {{"operation", ops[0]}, {"domain", ops[1]}, {"force", inv.force}})};
   }
   if (c == "bind-domain" || c == "unbind-domain") {
     if (auto r = need_operands(inv, 1); !r) return fail(r.error());

@@ -444,6 +444,8 @@ Result<std::string> list_constraints(const Snapshot& s, const ListOptions& o) {
       j.erase("runtime");
       j.erase("migration");
       j.erase("transitioning");
+      j.erase("delayed_reconf");  // state, not a constraint (FLAGS says it)
+      j.erase("running");
       out.push_back(j);
     }
     return out.dump(2) + "\n";

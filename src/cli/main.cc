@@ -74,9 +74,21 @@ int run_migration(const protocol::Request& request) {
     errors = reply.error().messages;
   else if (!reply->ok)
     errors = reply->errors;
+  bool as_json = request.args.value("json", false);
+  if (reply)
+    for (const auto& n : reply->notices) fmt::print(stderr, "{}\n", n);
   if (errors.empty()) {
-    if (request.args.value("json", false)) fmt::print("{}\n", reply->result.is_null() ? "{}" : reply->result.dump());
+    if (as_json) fmt::print("{}\n", reply->result.is_null() ? "{}" : reply->result.dump());
     return 0;
+  }
+  // --json: the failures as objects (check, resource, message, remedy) on stdout.
+  if (as_json) {
+    nlohmann::json failures = reply && reply->result.is_object() && reply->result.contains("failures")
+                                  ? reply->result["failures"]
+                                  : nlohmann::json::array();
+    if (failures.empty())
+      for (const auto& e : errors) failures.push_back({{"check", "error"}, {"resource", ""}, {"message", e}, {"remedy", ""}});
+    fmt::print("{}\n", nlohmann::json{{"ok", false}, {"failures", failures}}.dump());
   }
   for (const auto& e : errors) fmt::print(stderr, "{}\n", e);
   fmt::print(stderr, "{}\n", dry_run ? msg::migration_would_fail(name) : msg::migration_failed(name));
@@ -112,6 +124,8 @@ int main(int argc, char** argv) {
     const std::string& n = spec.name;
     if (n == "remove-domain") sub->add_flag("-a,--all", inv.all, "All domains of this host");
     if (n == "add-vdsdev") sub->add_flag("-f,--force", inv.force, "Accept a backend that does not exist yet");
+    if (n == "cancel-operation")
+      sub->add_flag("-f,--force", inv.force, "migration in the error state: resume here even if the target cannot say");
     if (n == "stop-domain") {
       sub->add_flag("-f,--force", inv.force, "Stop at once instead of asking the guest to shut down");
       sub->add_option("-t,--timeout", inv.timeout, "Seconds to wait for a graceful stop (default 30)");
@@ -121,7 +135,9 @@ int main(int argc, char** argv) {
       sub->add_flag("-n,--dry-run", inv.dry_run, "Run every check on both hosts and change nothing");
       sub->add_flag("-c,--certificate", inv.certificate, "Authenticate with the hosts' certificates (no password)");
       sub->add_option("-p,--password-file", inv.password_file, "Read the target password from the first line of FILE");
-      sub->add_flag("--json", inv.json, "On success, print a summary: total and QEMU times, downtime, bytes sent");
+      sub->add_flag("--json", inv.json,
+                    "Print JSON: on success a summary (total and QEMU times, downtime, bytes sent), on failure each "
+                    "failed check as {check, resource, message, remedy}");
     }
     if (n.rfind("list-", 0) == 0) {
       sub->add_flag("-p,--parseable", inv.parseable, "Machine-readable output (VERSION, then |-separated records)");

@@ -76,7 +76,7 @@ Result<uint64_t> parse_memory(const std::string& text) {
 Result<model::DomainProperties> parse_properties(const json& props, const std::string& command) {
   model::DomainProperties p;
   if (!props.is_object()) return fail(msg::malformed_request("'props' must be an object"));
-  const char* allowed = "vcpus=, memory=, cpu-arch=, uuid=, kernel=, initrd=, cmdline=";
+  const char* allowed = "vcpus=, memory=, mem-pagesize=, cpu-arch=, uuid=, kernel=, initrd=, cmdline=";
   for (const auto& [key, value] : props.items()) {
     if (!value.is_string()) return fail(msg::malformed_request("property values must be strings"));
     std::string v = value.get<std::string>();
@@ -88,6 +88,11 @@ Result<model::DomainProperties> parse_properties(const json& props, const std::s
       auto m = parse_memory(v);
       if (!m) return fail(m.error());
       p.memory = *m;
+    } else if (key == "mem-pagesize") {
+      auto page = parse_size(v);
+      if (!page || (*page != 4 * KiB && *page != 2 * MiB && *page != GiB))
+        return fail(fmt::format("Invalid mem-pagesize '{}': use 4K (ordinary memory), 2M or 1G (huge pages)", v));
+      p.page_size = *page;
     } else if (key == "cpu-arch") {
       p.cpu_arch = v;
     } else if (key == "uuid") {
@@ -131,6 +136,13 @@ Daemon::Daemon(asio::io_context& io, DaemonConfig config, std::unique_ptr<store:
       accel_(pick_accel(config_.accel)),
       tls_(protocol::TlsPaths::under(config_.state_dir)) {
   spdlog::info("accelerator: {}", accel_ == hypervisor::Accelerator::Kvm ? "KVM" : "TCG (no usable /dev/kvm)");
+  if (auto caps = hypervisor::qemu::probe_capabilities(config_.qemu); caps) {
+    qemu_caps_ = *caps;
+    spdlog::info("QEMU {}: default machine {}", qemu_caps_.version, qemu_caps_.default_machine);
+  } else {
+    spdlog::warn("cannot ask {} what it supports: {}", config_.qemu, caps.error().text());
+  }
+  cpu_flags_ = hypervisor::qemu::host_cpu_flags();
 }
 
 Daemon::~Daemon() {
@@ -178,6 +190,40 @@ void Daemon::set_migration(const std::string& name, model::MigrationStatus statu
     if (model::Domain* d = m.find(name)) d->migration = status;
     return {};
   });
+}
+
+Result<> Daemon::set_power_policy(model::PowerPolicy policy) {
+  if (policy == model_.power_policy) return {};
+  // The original defers a switch to elastic until a running migration ends;
+  // here the switch is refused and SIGHUP can be sent again afterwards.
+  if (policy == model::PowerPolicy::Elastic)
+    if (auto busy = migration_in_progress(); !busy.empty())
+      return fail(fmt::format("power policy stays performance while a migration runs ({})", busy));
+  return mutate([&](model::HostModel& m) -> Result<> {
+    m.power_policy = policy;
+    return {};
+  });
+}
+
+std::string Daemon::migration_in_progress() const {
+  for (const auto& d : model_.domains)
+    if (!d.migration.role.empty() && !d.migration.error)
+      return fmt::format("LDom {} {} {}", d.name, d.migration.role == "source" ? "to" : "from", d.migration.peer);
+  return {};
+}
+
+Result<> Daemon::may_change(const std::string& name) const {
+  if (const model::Domain* d = model_.find(name); d && !d->migration.role.empty())
+    return fail(msg::domain_migrating(name, d->migration.role, d->migration.peer, d->migration.error));
+  if (busy_.contains(name)) return fail(msg::operation_in_progress(name));
+  return {};
+}
+
+Result<> Daemon::may_bind_or_stop(const std::string& name, const std::string& operation) const {
+  if (auto r = may_change(name); !r) return r;
+  if (auto busy = migration_in_progress(); !busy.empty())
+    return fail(msg::blocked_by_migration(name, operation, busy));
+  return {};
 }
 
 Result<> Daemon::claim(const std::string& name) {
@@ -230,9 +276,23 @@ Response Daemon::configure(const Request& request) {
   const std::string& cmd = request.command;
   const json& args = request.args;
   auto str = [&](const char* key) { return get_string(args, key); };
-  auto need_free = [&](const std::string& name) -> Result<> {
-    if (busy_.contains(name)) return fail(msg::operation_in_progress(name));
-    return {};
+  auto need_free = [&](const std::string& name) { return may_change(name); };
+  // A change to an active domain becomes a delayed reconfiguration, with the
+  // original's notices; none may start while a migration runs here.
+  auto reconfigure = [&](const std::string& name, auto&& change) -> Response {
+    const model::Domain* before = model_.find(name);
+    bool active = before && before->state == model::DomainState::Active;
+    bool pending = before && before->delayed_reconf;
+    if (active)
+      if (auto busy = migration_in_progress(); !busy.empty())
+        return Response::failure(Error(msg::blocked_by_migration(name, "reconfigure", busy)));
+    Response response = from(mutate(change));
+    if (response.ok && active) {
+      const model::Domain* after = model_.find(name);
+      if (after && after->delayed_reconf)
+        response.notices.push_back(pending ? msg::delayed_reconf_pending(name) : msg::delayed_reconf_started(name));
+    }
+    return response;
   };
 
   if (cmd == "add-domain" && args.contains("names")) {
@@ -250,9 +310,9 @@ Response Daemon::configure(const Request& request) {
     auto props = parse_properties(args.value("props", json::object()), cmd);
     if (!props) return Response::failure(props.error());
     if (auto r = need_free(*name); !r) return Response::failure(r.error());
-    return from(mutate([&](model::HostModel& m) {
-      return cmd == "add-domain" ? model::add_domain(m, *name, *props, make_uuid) : model::set_domain(m, *name, *props);
-    }));
+    if (cmd == "add-domain")
+      return from(mutate([&](model::HostModel& m) { return model::add_domain(m, *name, *props, make_uuid); }));
+    return reconfigure(*name, [&](model::HostModel& m) { return model::set_domain(m, *name, *props); });
   }
   if (cmd == "remove-domain") {
     std::vector<std::string> names;
@@ -282,7 +342,7 @@ Response Daemon::configure(const Request& request) {
     if (!n) return Response::failure(n.error());
     if (auto r = need_free(*name); !r) return Response::failure(r.error());
     auto change = cmd[0] == 's' ? model::Change::Set : cmd[0] == 'a' ? model::Change::Add : model::Change::Remove;
-    return from(mutate([&](model::HostModel& m) { return model::change_vcpus(m, *name, change, *n); }));
+    return reconfigure(*name, [&](model::HostModel& m) { return model::change_vcpus(m, *name, change, *n); });
   }
   if (cmd == "set-memory" || cmd == "add-memory" || cmd == "remove-memory") {
     auto name = str("name");
@@ -292,7 +352,7 @@ Response Daemon::configure(const Request& request) {
     if (!size) return Response::failure(size.error());
     if (auto r = need_free(*name); !r) return Response::failure(r.error());
     auto change = cmd[0] == 's' ? model::Change::Set : cmd[0] == 'a' ? model::Change::Add : model::Change::Remove;
-    return from(mutate([&](model::HostModel& m) { return model::change_memory(m, *name, change, *size); }));
+    return reconfigure(*name, [&](model::HostModel& m) { return model::change_memory(m, *name, change, *size); });
   }
   if (cmd == "add-vds" || cmd == "remove-vds") {
     auto service = str("service");
@@ -314,12 +374,13 @@ Response Daemon::configure(const Request& request) {
     if (!disk || !domain) return Response::failure(!disk ? disk.error() : domain.error());
     if (auto r = need_free(*domain); !r) return Response::failure(r.error());
     if (cmd == "remove-vdisk")
-      return from(mutate([&](model::HostModel& m) { return model::remove_disk(m, *domain, *disk); }));
+      return reconfigure(*domain, [&](model::HostModel& m) { return model::remove_disk(m, *domain, *disk); });
     auto target = str("target");
     if (!target) return Response::failure(target.error());
     auto vol = split_volume(*target);
     if (!vol) return Response::failure(vol.error());
-    return from(mutate([&](model::HostModel& m) { return model::add_disk(m, *domain, *disk, vol->first, vol->second); }));
+    return reconfigure(*domain,
+                       [&](model::HostModel& m) { return model::add_disk(m, *domain, *disk, vol->first, vol->second); });
   }
   if (cmd == "add-vnet" || cmd == "remove-vnet") {
     auto name = str("name");
@@ -327,13 +388,13 @@ Response Daemon::configure(const Request& request) {
     if (!name || !domain) return Response::failure(!name ? name.error() : domain.error());
     if (auto r = need_free(*domain); !r) return Response::failure(r.error());
     if (cmd == "remove-vnet")
-      return from(mutate([&](model::HostModel& m) { return model::remove_network(m, *domain, *name); }));
+      return reconfigure(*domain, [&](model::HostModel& m) { return model::remove_network(m, *domain, *name); });
     auto vsw = str("vswitch");
     if (!vsw) return Response::failure(vsw.error());
     std::optional<std::string> mac;
     if (args.contains("mac-addr") && args["mac-addr"].is_string()) mac = args["mac-addr"].get<std::string>();
-    return from(
-        mutate([&](model::HostModel& m) { return model::add_network(m, *domain, *name, *vsw, mac, random24); }));
+    return reconfigure(*domain,
+                       [&](model::HostModel& m) { return model::add_network(m, *domain, *name, *vsw, mac, random24); });
   }
   if (cmd == "add-vcc") {
     auto service = str("service");
@@ -352,6 +413,7 @@ Response Daemon::configure(const Request& request) {
   if (cmd == "set-var" || cmd == "remove-var") {
     auto domain = str("domain");
     if (!domain) return Response::failure(domain.error());
+    if (auto r = need_free(*domain); !r) return Response::failure(r.error());
     if (cmd == "set-var") {
       if (!args.contains("vars") || !args["vars"].is_object())
         return Response::failure(Error(msg::malformed_request("missing object argument 'vars'")));
@@ -370,7 +432,8 @@ Response Daemon::configure(const Request& request) {
     auto names = get_names(args);
     if (!names) return Response::failure(names.error());
     for (const auto& name : *names)
-      if (auto r = need_free(name); !r) return Response::failure(r.error());
+      if (auto r = cmd == "bind-domain" ? may_bind_or_stop(name, "bind") : need_free(name); !r)
+        return Response::failure(r.error());
     auto port_free = [&](int port) { return services::tcp_port_free(config_.console_address, port); };
     return from(mutate([&](model::HostModel& m) -> Result<> {
       for (const auto& name : *names)
@@ -378,6 +441,30 @@ Response Daemon::configure(const Request& request) {
           return r;
       return {};
     }));
+  }
+  if (cmd == "add-io" || cmd == "remove-io") {
+    auto device = str("device");
+    auto domain = str("domain");
+    if (!device || !domain) return Response::failure(!device ? device.error() : domain.error());
+    if (auto r = need_free(*domain); !r) return Response::failure(r.error());
+    if (cmd == "add-io" && model::valid_pci_address(*device) &&
+        access(("/sys/bus/pci/devices/" + *device).c_str(), F_OK) != 0)
+      return Response::failure(Error(fmt::format(
+          "PCI device {} does not exist on this host; 'ls /sys/bus/pci/devices' lists those that do", *device)));
+    return from(mutate([&](model::HostModel& m) {
+      return cmd == "add-io" ? model::add_io(m, *domain, *device) : model::remove_io(m, *domain, *device);
+    }));
+  }
+  if (cmd == "cancel-operation") {
+    auto operation = str("operation");
+    auto domain = str("domain");
+    if (!operation || !domain) return Response::failure(!operation ? operation.error() : domain.error());
+    if (*operation == "reconf") {
+      if (auto r = need_free(*domain); !r) return Response::failure(r.error());
+      return from(mutate([&](model::HostModel& m) { return model::cancel_reconfiguration(m, *domain); }));
+    }
+    return Response::failure(
+        Error(fmt::format("Unknown operation '{}': cancel-operation takes migration or reconf", *operation)));
   }
   return Response::failure(
       Error(fmt::format("Unknown command '{}'; 'ldm --help' lists the commands", request.command)));

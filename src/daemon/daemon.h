@@ -20,6 +20,8 @@
 #include "base/result.h"
 #include "daemon/config.h"
 #include "hypervisor/launch_spec.h"
+#include "hypervisor/qemu/capabilities.h"
+#include "migration/checks.h"
 #include "hypervisor/qemu/qmp_client.h"
 #include "model/domain.h"
 #include "protocol/control.h"
@@ -44,6 +46,8 @@ class Daemon {
   Result<> start_peer_listener();
   // Re-reads STATE/trust (SIGHUP).
   Result<> reload_trust();
+  // Applies a new power policy from the re-read configuration (SIGHUP).
+  Result<> set_power_policy(model::PowerPolicy policy);
 
   [[nodiscard]] const model::HostModel& model() const { return model_; }
 
@@ -59,6 +63,12 @@ class Daemon {
   // Marks a domain busy for the length of a long operation (start, stop).
   Result<> claim(const std::string& name);
   void release(const std::string& name) { busy_.erase(name); }
+  // "LDom X to hostB" for the first migration this host takes part in, or "".
+  std::string migration_in_progress() const;
+  // Refuses a change to `name` while it migrates, or while it is busy.
+  Result<> may_change(const std::string& name) const;
+  // Refuses bind and stop of any domain while a migration runs on this host.
+  Result<> may_bind_or_stop(const std::string& name, const std::string& operation) const;
 
   protocol::Response configure(const protocol::Request& request);
   asio::awaitable<protocol::Response> add_switch(const protocol::Request& request);
@@ -74,9 +84,13 @@ class Daemon {
   asio::awaitable<Result<nlohmann::json>> stream_memory(const std::string& name, const std::string& address, int port,
                                                         const std::string& target_host);
   asio::awaitable<void> finish_source(const std::string& name);
+  // Phase 1 on the source: its own checks and the facts the target needs.
+  asio::awaitable<std::vector<migration::CheckFailure>> check_outgoing(const model::Domain& domain,
+                                                                       migration::SourceFacts& facts);
   // Migration, target side (migration_target.cc).
   asio::awaitable<void> accept_peers(std::shared_ptr<asio::ip::tcp::acceptor> acceptor);
   asio::awaitable<void> serve_peer(asio::ip::tcp::socket socket);
+  asio::awaitable<Result<migration::CheckReport>> check_offer(const nlohmann::json& message);
   asio::awaitable<Result<nlohmann::json>> prepare_incoming(const nlohmann::json& message, const std::string& source,
                                                           const std::string& local_address);
   asio::awaitable<Result<>> commit_incoming(const std::string& name);
@@ -110,6 +124,8 @@ class Daemon {
   asio::thread_pool pool_{2};
   std::string host_tag_;
   hypervisor::Accelerator accel_;
+  hypervisor::qemu::Capabilities qemu_caps_;
+  std::vector<std::string> cpu_flags_;
   std::map<std::string, std::shared_ptr<hypervisor::qemu::QmpClient>> monitors_;  // by uuid
   std::set<std::string> busy_;      // domain names with an operation in progress
   std::set<std::string> stopping_;  // uuids whose QEMU we are ending on purpose

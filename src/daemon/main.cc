@@ -58,6 +58,9 @@ int main(int argc, char** argv) {
   app.add_option("--vcpus", config.vcpus, "vCPUs this host offers to domains (default: number of host CPUs)");
   app.add_option("--memory", memory_text, "Memory this host offers to domains, e.g. 16G (default: 3/4 of RAM)");
   app.add_option("--accel", config.accel, "auto, kvm or tcg")->check(CLI::IsMember({"auto", "kvm", "tcg"}));
+  app.add_option("--power-policy", config.power_policy,
+                 "performance or elastic (no migration in or out while elastic); re-read from --config on SIGHUP")
+      ->check(CLI::IsMember({"performance", "elastic"}));
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error")->capture_default_str();
   app.set_version_flag("--version", LDM_VERSION);
 
@@ -77,6 +80,7 @@ int main(int argc, char** argv) {
     if (given("--console-address")) merged.console_address = config.console_address;
     if (given("--vcpus")) merged.vcpus = config.vcpus;
     if (given("--accel")) merged.accel = config.accel;
+    if (given("--power-policy")) merged.power_policy = config.power_policy;
     config = merged;
   }
   if (!memory_text.empty()) {
@@ -111,6 +115,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   for (auto& d : model.domains) d.transitioning = false;
+  // The configuration, not the store, says what the policy is.
+  model.power_policy = config.power_policy == "elastic" ? model::PowerPolicy::Elastic : model::PowerPolicy::Performance;
 
   signal(SIGPIPE, SIG_IGN);
   asio::io_context io;
@@ -129,6 +135,18 @@ int main(int argc, char** argv) {
         spdlog::info("SIGHUP: trusted certificates re-read");
       else
         spdlog::error("SIGHUP: {}", r.error().text());
+      if (!config_file.empty()) {
+        daemon::DaemonConfig reread;
+        if (auto r = daemon::apply_config_file(config_file, reread); !r) {
+          spdlog::error("SIGHUP: {}", r.error().text());
+        } else {
+          auto policy = reread.power_policy == "elastic" ? model::PowerPolicy::Elastic : model::PowerPolicy::Performance;
+          if (auto p = d.set_power_policy(policy); !p)
+            spdlog::error("SIGHUP: {}", p.error().text());
+          else
+            spdlog::info("SIGHUP: power policy {}", reread.power_policy);
+        }
+      }
       on_hup();
     });
   };

@@ -14,9 +14,11 @@
 #include "base/async.h"
 #include "base/messages.h"
 #include "daemon/daemon.h"
+#include "hypervisor/qemu/command_line.h"
 #include "hypervisor/qemu/qemu_process.h"
 #include "migration/checks.h"
 #include "migration/qemu_parameters.h"
+#include "services/storage.h"
 
 namespace ldm::daemon {
 
@@ -38,22 +40,59 @@ json hello_message(const std::string& host) {
   return {{"type", "hello"}, {"min_version", protocol::kMinPeerVersion}, {"max_version", protocol::kPeerVersion},
           {"host", host}};
 }
-json domain_message(const char* type, const model::Domain& d, const std::string& target_name, bool dry_run) {
-  return {{"type", type}, {"domain", d}, {"target_name", target_name}, {"dry_run", dry_run}};
+json domain_message(const char* type, const model::Domain& d, const std::string& target_name, bool dry_run,
+                    const migration::SourceFacts& facts) {
+  return {{"type", type}, {"domain", d}, {"target_name", target_name}, {"dry_run", dry_run}, {"source", facts}};
 }
 json simple_message(const char* type) { return {{"type", type}}; }
 json abandon_message(const std::string& reason) { return {{"type", "abandon"}, {"reason", reason}}; }
 
-std::vector<std::string> failure_lines(const json& checked) {
-  std::vector<std::string> lines;
-  if (!checked.contains("failures") || !checked["failures"].is_array()) return lines;
-  for (const auto& f : checked["failures"]) {
+// The target's failures or warnings, read defensively.
+std::vector<migration::CheckFailure> failures_in(const json& checked, const char* key) {
+  std::vector<migration::CheckFailure> out;
+  if (!checked.contains(key) || !checked[key].is_array()) return out;
+  for (const auto& f : checked[key]) {
     if (!f.is_object()) continue;
-    std::string line = f.value("message", "");
-    std::string remedy = f.value("remedy", "");
-    lines.push_back(remedy.empty() ? line : line + " (" + remedy + ")");
+    out.push_back({f.value("check", ""), f.value("resource", ""), f.value("message", ""), f.value("remedy", "")});
   }
-  return lines;
+  return out;
+}
+
+std::string line_of(const migration::CheckFailure& f) {
+  return f.remedy.empty() ? f.message : f.message + " (" + f.remedy + ")";
+}
+
+// Every phase-1 failure at once: a line each for people, objects for --json.
+Response refused(const std::vector<migration::CheckFailure>& failures) {
+  std::vector<std::string> lines;
+  for (const auto& f : failures) lines.push_back(line_of(f));
+  Response r = Response::failure(Error(lines));
+  r.result = json{{"failures", failures}};
+  return r;
+}
+
+// A failure to reach the target, reported with the source's own failures.
+migration::CheckFailure connection_failure(const Error& e, const std::string& host) {
+  return {"connection", host, e.text(), ""};
+}
+
+struct StorageInput {
+  std::vector<std::pair<std::string, std::string>> volumes;  // "vol@vds", backend
+};
+struct StorageOutput {
+  std::map<std::string, services::StorageIdentity> identities;
+  std::map<std::string, std::string> errors;
+};
+StorageOutput mark_volumes(const StorageInput& input) {
+  StorageOutput out;
+  for (const auto& [key, backend] : input.volumes) {
+    auto id = services::mark_storage(backend);
+    if (id)
+      out.identities[key] = *id;
+    else
+      out.errors[key] = id.error().text();
+  }
+  return out;
 }
 
 }  // namespace
@@ -82,52 +121,65 @@ awaitable<Response> Daemon::migrate(const Request& request) {
     ~Release() { self->release(name); }
   } release_on_exit{this, *name};
 
-  // ---- phase 1: connect, authenticate (certificates), negotiate, check ----
+  // ---- phase 1: the source's own checks, then connect, authenticate
+  // (certificates), negotiate, and the target's checks; every failure is
+  // reported together ----
+  migration::SourceFacts facts;
+  auto failures = co_await check_outgoing(*d, facts);
+  d = model_.find(*name);
+  if (!d) co_return Response::failure(Error(msg::domain_not_found(*name)));
+  model::Domain domain = *d;
+
   std::string host = *target;
   std::string port = std::to_string(protocol::kDefaultPeerPort);
+  auto give_up = [&](const Error& e) {
+    failures.push_back(connection_failure(e, host));
+    return refused(failures);
+  };
   tcp::resolver resolver(io_);
   auto [rec, endpoints] = co_await resolver.async_resolve(host, port, kNoThrow);
-  if (rec) co_return Response::failure(Error(fmt::format("Cannot resolve target host {}: {}", host, rec.message())));
+  if (rec) co_return give_up(Error(fmt::format("Cannot resolve target host {}: {}", host, rec.message())));
   protocol::TlsStream stream(io_, *client_tls_);
   asio::steady_timer timer(io_, kConnectTimeout);
   auto connected = co_await (asio::async_connect(stream.lowest_layer(), endpoints, kNoThrow) || timer.async_wait(kNoThrow));
   if (connected.index() == 1)
-    co_return Response::failure(Error(fmt::format(
+    co_return give_up(Error(fmt::format(
         "Cannot connect to the Logical Domains Manager on {} port {}: no answer within {} seconds", host, port,
         std::chrono::duration_cast<std::chrono::seconds>(kConnectTimeout).count())));
   if (auto [ec, ep] = std::get<0>(connected); ec)
-    co_return Response::failure(Error(fmt::format(
+    co_return give_up(Error(fmt::format(
         "Cannot connect to the Logical Domains Manager on {} port {}: {}; is ldmd running there with --listen?", host,
         port, ec.message())));
   timer.expires_after(kConnectTimeout);
   auto shook = co_await (stream.async_handshake(asio::ssl::stream_base::client, kNoThrow) || timer.async_wait(kNoThrow));
   if (shook.index() == 1 || std::get<0>(std::get<0>(shook)))
-    co_return Response::failure(Error(fmt::format(
+    co_return give_up(Error(fmt::format(
         "The secure connection to {} failed ({}): each host must trust the other's certificate "
         "(copy STATE/tls/server.crt of one host into STATE/trust/NAME.pem of the other, then SIGHUP ldmd)",
         host, shook.index() == 1 ? std::string("timed out") : std::get<0>(std::get<0>(shook)).message())));
 
   if (auto w = co_await protocol::write_message(stream, hello_message(model_.hostname)); !w)
-    co_return Response::failure(w.error());
+    co_return give_up(w.error());
   auto hello = co_await protocol::expect_message(stream, "hello", kPeerTimeout);
-  if (!hello) co_return Response::failure(hello.error());
+  if (!hello) co_return give_up(hello.error());
   std::string target_host = hello->value("host", host);
 
-  d = model_.find(*name);
-  if (!d) co_return Response::failure(Error(msg::domain_not_found(*name)));
-  model::Domain domain = *d;
-  if (auto w = co_await protocol::write_message(stream, domain_message("check", domain, target_name, dry_run)); !w)
-    co_return Response::failure(w.error());
+  if (auto w = co_await protocol::write_message(stream, domain_message("check", domain, target_name, dry_run, facts)); !w)
+    co_return give_up(w.error());
   auto checked = co_await protocol::expect_message(stream, "checked", kPeerTimeout);
-  if (!checked) co_return Response::failure(checked.error());
-  auto failures = failure_lines(*checked);
-  if (!failures.empty()) co_return Response::failure(Error(failures));
-  if (dry_run) co_return Response{true, nullptr, {}, {}};
+  if (!checked) co_return give_up(checked.error());
+  auto theirs = failures_in(*checked, "failures");
+  failures.insert(failures.end(), theirs.begin(), theirs.end());
+  if (!failures.empty()) co_return refused(failures);
+  std::vector<std::string> warnings;
+  for (const auto& w : failures_in(*checked, "warnings")) warnings.push_back("Warning: " + line_of(w));
+  if (dry_run) co_return Response{true, nullptr, warnings, {}};
 
   // ---- phase 2: both sides prepare ----
   set_migration(*name, model::MigrationStatus{"source", target_host, 0, false});
   auto undo = [&]() { set_migration(*name, model::MigrationStatus{}); };
-  if (auto w = co_await protocol::write_message(stream, domain_message("prepare", domain, target_name, false)); !w) {
+  if (auto w = co_await protocol::write_message(stream, domain_message("prepare", domain, target_name, false, facts));
+      !w) {
     undo();
     co_return Response::failure(w.error());
   }
@@ -178,7 +230,43 @@ awaitable<Response> Daemon::migrate(const Request& request) {
   co_await finish_source(*name);
   summary["total_ms"] = elapsed_ms();
   spdlog::info("migration: {} now runs on {} as {} ({})", *name, target_host, target_name, summary.dump());
-  co_return Response{true, summary, {}, {}};
+  co_return Response{true, summary, warnings, {}};
+}
+
+awaitable<std::vector<migration::CheckFailure>> Daemon::check_outgoing(const model::Domain& domain,
+                                                                     migration::SourceFacts& facts) {
+  std::string run_state;
+  bool active = domain.state == model::DomainState::Active;
+  if (active) {
+    run_state = "unknown";
+    if (auto it = monitors_.find(domain.uuid); it != monitors_.end()) {
+      auto status = co_await it->second->execute("query-status");
+      if (status && status->contains("status") && (*status)["status"].is_string())
+        run_state = (*status)["status"].get<std::string>();
+    }
+  }
+  facts.accel = accel_ == hypervisor::Accelerator::Kvm ? "kvm" : "tcg";
+  facts.qemu_version = qemu_caps_.version;
+  facts.machine = active ? domain.runtime.machine : "";
+  if (active && facts.machine.empty()) facts.machine = qemu_caps_.default_machine;
+  facts.cpu_model = hypervisor::qemu::cpu_model(domain.cpu_arch, accel_);
+  facts.cpu_flags = cpu_flags_;
+
+  auto failures = migration::check_outgoing(model_, domain, run_state);
+  if (!active) co_return failures;
+  // Mark each volume so the target can tell whether it sees the same storage.
+  StorageInput input;
+  for (const auto& disk : domain.disks)
+    if (const model::DiskService* vds = model_.find_disk_service(disk.service))
+      for (const auto& v : vds->volumes)
+        if (v.name == disk.volume) input.volumes.emplace_back(migration::volume_key(disk), v.backend);
+  auto mark = [input] { return mark_volumes(input); };
+  StorageOutput marked = co_await offload(std::move(mark));
+  facts.storage = marked.identities;
+  for (const auto& [key, why] : marked.errors)
+    failures.push_back({"vds", key, fmt::format("Volume {} cannot be read on this machine: {}", key, why),
+                        "fix the volume's backend here first"});
+  co_return failures;
 }
 
 awaitable<Result<json>> Daemon::stream_memory(const std::string& name, const std::string& address, int port,

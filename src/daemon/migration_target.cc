@@ -18,6 +18,7 @@
 #include "migration/qemu_parameters.h"
 #include "model/operations.h"
 #include "services/console.h"
+#include "services/storage.h"
 
 namespace ldm::daemon {
 
@@ -37,8 +38,25 @@ json error_message(const Error& e) { return json{{"type", "error"}, {"messages",
 json hello_reply(int version, const std::string& host) {
   return {{"type", "hello"}, {"version", version}, {"host", host}};
 }
-json checked_reply(const std::vector<migration::CheckFailure>& failures) {
-  return {{"type", "checked"}, {"failures", failures}};
+json checked_reply(const migration::CheckReport& report) {
+  return {{"type", "checked"}, {"failures", report.failures}, {"warnings", report.warnings}};
+}
+
+// The target's own facts for the checks: blocking reads (volumes, sysfs).
+struct FactsInput {
+  std::vector<std::pair<std::string, std::string>> volumes;  // "vol@vds", backend
+};
+migration::TargetFacts gather_facts(const FactsInput& input) {
+  migration::TargetFacts facts;
+  facts.free_hugepages = hypervisor::qemu::free_hugepages();
+  for (const auto& [key, backend] : input.volumes) {
+    auto id = services::read_storage_identity(backend);
+    if (id)
+      facts.storage[key] = *id;
+    else
+      facts.storage_errors[key] = id.error().text();
+  }
+  return facts;
 }
 json typed(const char* type) { return {{"type", type}}; }
 json prepared_reply(const std::string& address, int port) {
@@ -110,34 +128,24 @@ awaitable<void> Daemon::serve_peer(tcp::socket socket) {
     std::string type = (*m)["type"].get<std::string>();
     json reply;
     if (type == "check" || type == "prepare") {
-      model::Domain domain;
-      try {
-        domain = (*m).at("domain").get<model::Domain>();
-      } catch (const json::exception&) {
-        reply = error_message(Error("the source sent an unreadable domain description"));
-      }
-      std::string target_name = m->value("target_name", domain.name);
-      if (reply.is_null()) {
-        auto port_free = [&](int port) { return services::tcp_port_free(config_.console_address, port); };
-        auto failures = migration::check_incoming(model_, domain, target_name, port_free);
-        if (busy_.contains(target_name))
-          failures.push_back({"name", target_name, msg::operation_in_progress(target_name), "wait and try again"});
-        if (type == "check") {
-          reply = checked_reply(failures);
-        } else if (!failures.empty()) {
-          std::vector<std::string> messages;
-          for (const auto& f : failures) messages.push_back(f.message);
-          reply = error_message(Error(messages));
-        } else if (!incoming.empty()) {
-          reply = error_message(Error("a migration is already being prepared on this connection"));
+      auto report = co_await check_offer(*m);
+      if (!report) {
+        reply = error_message(report.error());
+      } else if (type == "check") {
+        reply = checked_reply(*report);
+      } else if (!report->failures.empty()) {
+        std::vector<std::string> messages;
+        for (const auto& f : report->failures) messages.push_back(f.message);
+        reply = error_message(Error(messages));
+      } else if (!incoming.empty()) {
+        reply = error_message(Error("a migration is already being prepared on this connection"));
+      } else {
+        auto prepared = co_await prepare_incoming(*m, source_host, local);
+        if (prepared) {
+          incoming = m->value("target_name", std::string());
+          reply = *prepared;
         } else {
-          auto prepared = co_await prepare_incoming(*m, source_host, local);
-          if (prepared) {
-            incoming = target_name;
-            reply = *prepared;
-          } else {
-            reply = error_message(prepared.error());
-          }
+          reply = error_message(prepared.error());
         }
       }
     } else if (type == "commit") {
@@ -168,6 +176,34 @@ awaitable<void> Daemon::serve_peer(tcp::socket socket) {
   }
   asio::error_code ignored;
   stream.lowest_layer().close(ignored);
+}
+
+awaitable<Result<migration::CheckReport>> Daemon::check_offer(const json& message) {
+  model::Domain domain;
+  migration::SourceFacts source;
+  try {
+    domain = message.at("domain").get<model::Domain>();
+    if (message.contains("source")) source = message.at("source").get<migration::SourceFacts>();
+  } catch (const json::exception&) {
+    co_return fail("the source sent an unreadable domain description");
+  }
+  std::string target_name = message.value("target_name", domain.name);
+  FactsInput input;
+  if (domain.state == model::DomainState::Active)
+    for (const auto& disk : domain.disks)
+      if (const model::DiskService* vds = model_.find_disk_service(disk.service))
+        for (const auto& v : vds->volumes)
+          if (v.name == disk.volume) input.volumes.emplace_back(migration::volume_key(disk), v.backend);
+  auto gather = [input] { return gather_facts(input); };
+  migration::TargetFacts facts = co_await offload(std::move(gather));
+  facts.accel = accel_ == hypervisor::Accelerator::Kvm ? "kvm" : "tcg";
+  facts.qemu = qemu_caps_;
+  facts.cpu_flags = cpu_flags_;
+  facts.port_free = [this](int port) { return services::tcp_port_free(config_.console_address, port); };
+  auto report = migration::check_incoming(model_, domain, target_name, source, facts);
+  if (busy_.contains(target_name))
+    report.failures.push_back({"name", target_name, msg::operation_in_progress(target_name), "wait and try again"});
+  co_return report;
 }
 
 awaitable<Result<json>> Daemon::prepare_incoming(const json& message, const std::string& source,
@@ -201,6 +237,9 @@ awaitable<Result<json>> Daemon::prepare_incoming(const json& message, const std:
     co_return fail(spec.error());
   }
   spec->incoming = true;
+  // The guest keeps the machine type it runs on the source.
+  std::string machine = message.contains("source") ? message["source"].value("machine", std::string()) : "";
+  if (!machine.empty()) spec->machine = machine;
   auto pid = co_await launch_process(*spec);
   if (!pid) {
     co_await abandon_incoming(name);
@@ -208,7 +247,7 @@ awaitable<Result<json>> Daemon::prepare_incoming(const json& message, const std:
   }
   (void)mutate([&](model::HostModel& m) -> Result<> {
     model::Domain* d = m.find(name);
-    d->runtime = model::Runtime{*pid, spec->qmp_socket, std::time(nullptr), {}, "inmigrate", ""};
+    d->runtime = model::Runtime{*pid, spec->qmp_socket, std::time(nullptr), {}, "inmigrate", "", spec->machine};
     for (const auto& [net, tap] : spec->taps) d->runtime.taps.push_back(tap);
     return {};
   });

@@ -13,6 +13,7 @@
 #include "base/process.h"
 #include "daemon/daemon.h"
 #include "hypervisor/qemu/qemu_process.h"
+#include "model/operations.h"
 #include "services/network.h"
 
 namespace ldm::daemon {
@@ -52,6 +53,7 @@ Result<hypervisor::LaunchSpec> Daemon::launch_spec(const model::Domain& d) const
   spec.domain = d;
   spec.accel = accel_;
   spec.qemu_binary = config_.qemu;
+  if (!qemu_caps_.default_machine.empty()) spec.machine = qemu_caps_.default_machine;
   spec.qmp_socket = run_path(d, ".qmp");
   spec.pidfile = run_path(d, ".pid");
   spec.console_log = run_path(d, ".console.log");
@@ -95,6 +97,7 @@ awaitable<Result<>> Daemon::start_domain(const std::string& name) {
   if (!d) co_return fail(msg::domain_not_found(name));
   if (d->state == model::DomainState::Active) co_return fail(msg::already_in_state(name, "active"));
   if (d->state != model::DomainState::Bound) co_return fail(msg::must_be_bound(name, "inactive", "start-domain"));
+  if (auto r = may_change(name); !r) co_return r;
   auto spec = launch_spec(*d);
   if (!spec) co_return fail(msg::qemu_start_failed(name, spec.error().text()));
   if (auto r = claim(name); !r) co_return r;
@@ -108,7 +111,7 @@ awaitable<Result<>> Daemon::start_domain(const std::string& name) {
   auto r = mutate([&](model::HostModel& m) -> Result<> {
     model::Domain* dom = m.find(name);
     dom->state = model::DomainState::Active;
-    dom->runtime = model::Runtime{pid, spec->qmp_socket, std::time(nullptr), {}, "running", ""};
+    dom->runtime = model::Runtime{pid, spec->qmp_socket, std::time(nullptr), {}, "running", "", spec->machine};
     for (const auto& [net, tap] : spec->taps) dom->runtime.taps.push_back(tap);
     return {};
   });
@@ -189,6 +192,7 @@ Result<> Daemon::record_stopped(const std::string& name, const std::string& last
     dom->transitioning = false;
     dom->runtime = model::Runtime{};
     dom->runtime.last_exit = last_exit;
+    model::apply_delayed_reconfiguration(*dom);
     return {};
   });
 }
@@ -235,6 +239,7 @@ awaitable<Result<>> Daemon::stop_domain(const std::string& name, bool force, int
   if (name == model::kPrimary) co_return fail(msg::primary_reserved("stop-domain"));
   if (!d) co_return fail(msg::domain_not_found(name));
   if (d->state != model::DomainState::Active) co_return fail(fmt::format("LDom {} is not active", name));
+  if (auto r = may_bind_or_stop(name, "stop"); !r) co_return r;
   if (auto r = claim(name); !r) co_return r;
   std::string uuid = d->uuid;
   int pid = d->runtime.pid;

@@ -22,6 +22,7 @@ struct LaunchSpec {
   model::Domain domain;
   Accelerator accel = Accelerator::Tcg;
   std::string qemu_binary = "qemu-system-x86_64";
+  std::string machine = "pc";  // versioned when known (pc-i440fx-7.2): a migration target must match it
   std::string qmp_socket;
   std::string pidfile;
   std::string console_log;

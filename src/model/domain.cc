@@ -50,6 +50,7 @@ std::string flags_of(const Domain& d) {
   std::string f = "------";
   if (d.transitioning) f[0] = 's';
   if (d.state == DomainState::Active) f[1] = 'n';
+  if (d.delayed_reconf) f[2] = 'd';
   if (d.migration.error)
     f[5] = 'e';
   else if (d.migration.role == "source")

@@ -69,6 +69,17 @@ struct Runtime {
   std::vector<std::string> taps;
   std::string run_state;   // QEMU's run-state, e.g. "running", "paused"
   std::string last_exit;   // why the last QEMU ended, when it was not asked to
+  std::string machine;     // the versioned machine type QEMU runs, e.g. pc-i440fx-7.2
+};
+
+// What a running QEMU was started with. Kept while a delayed reconfiguration
+// is pending, so that `cancel-operation reconf` can put the constraints back.
+struct RunningConfig {
+  unsigned vcpus = 0;
+  std::vector<MemoryBlock> memory;
+  std::string kernel, initrd, cmdline;
+  std::vector<VirtualDisk> disks;
+  std::vector<VirtualNetwork> networks;
 };
 
 struct Domain {
@@ -83,8 +94,13 @@ struct Domain {
   std::vector<VirtualDisk> disks;
   std::vector<VirtualNetwork> networks;
   Console console;
+  std::vector<std::string> io_devices;  // PCI functions passed through (add-io): never migratable
   MigrationStatus migration;
   bool transitioning = false;  // starting or stopping (FLAGS column 1)
+  // A change to the active domain that takes effect at its next start
+  // (FLAGS column 3 `d`); `running` is what QEMU still runs meanwhile.
+  bool delayed_reconf = false;
+  RunningConfig running;
   Runtime runtime;
 
   [[nodiscard]] uint64_t memory_size() const;
@@ -155,10 +171,12 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VirtualDisk, name, volume, servi
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VirtualNetwork, name, vswitch, mac, mac_auto, id)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Console, service, group, port)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MigrationStatus, role, peer, progress, error, transferred, rate_mbps)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Runtime, pid, qmp_socket, started_at, taps, run_state, last_exit)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Runtime, pid, qmp_socket, started_at, taps, run_state, last_exit,
+                                                machine)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RunningConfig, vcpus, memory, kernel, initrd, cmdline, disks, networks)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Domain, name, uuid, state, vcpus, memory, cpu_arch, kernel, initrd,
-                                                cmdline, variables, disks, networks, console, migration,
-                                                transitioning, runtime)
+                                                cmdline, variables, disks, networks, console, io_devices,
+                                                migration, transitioning, delayed_reconf, running, runtime)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Volume, name, backend, options)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DiskService, name, volumes)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VirtualSwitch, name, net_dev, created_bridge)

@@ -46,16 +46,27 @@ bool valid_bridge_name(const std::string& name) {
 // machine gives its main RAM.
 std::vector<MemoryBlock> single_block(uint64_t size) { return {MemoryBlock{0, 0, size, 4096}}; }
 
-// After a change to a bound domain, its reservations must still fit.
+// After a change to a bound domain (or an active one, for its next start),
+// its reservations must still fit.
 Result<> recheck_bound(HostModel& model, Domain& d) {
-  if (d.state != DomainState::Bound) return {};
+  if (d.state == DomainState::Inactive) return {};
   // Release and re-bind against the same host: the port is kept, so probing
   // it again would wrongly see our own reservation as taken.
+  DomainState state = d.state;
   int port = d.console.port;
   d.state = DomainState::Inactive;
   for (auto& b : d.memory) b.pa = 0;
   auto r = bind_domain(model, d.name, [port](int p) { return p == port; });
+  if (r) model.find(d.name)->state = state;
   return r;
+}
+
+// A change an active domain cannot take live is held for its next start: the
+// first one records what QEMU runs now, so that it can be cancelled.
+void hold_for_next_start(Domain& d) {
+  if (d.state != DomainState::Active || d.delayed_reconf) return;
+  d.delayed_reconf = true;
+  d.running = RunningConfig{d.vcpus, d.memory, d.kernel, d.initrd, d.cmdline, d.disks, d.networks};
 }
 
 }  // namespace
@@ -93,8 +104,7 @@ Result<> set_domain(HostModel& model, const std::string& name, const DomainPrope
       return fail(msg::cpu_arch_needs_inactive(name));
     dom.cpu_arch = *props.cpu_arch;
   }
-  if (props.kernel || props.initrd || props.cmdline)
-    if (auto r = require_not_active(dom, "changing the boot kernel or its command line"); !r) return r;
+  if (props.kernel || props.initrd || props.cmdline) hold_for_next_start(dom);
   if (props.kernel) dom.kernel = *props.kernel;
   if (props.initrd) dom.initrd = *props.initrd;
   if (props.cmdline) dom.cmdline = *props.cmdline;
@@ -102,7 +112,72 @@ Result<> set_domain(HostModel& model, const std::string& name, const DomainPrope
     if (auto r = change_vcpus(model, name, Change::Set, *props.vcpus); !r) return r;
   if (props.memory)
     if (auto r = change_memory(model, name, Change::Set, *props.memory); !r) return r;
+  if (props.page_size) {
+    if (auto r = require_not_active(dom, "changing its memory page size"); !r) return r;
+    Domain& again = *model.find(name);
+    for (auto& block : again.memory) {
+      if (block.size % *props.page_size != 0)
+        return fail(fmt::format("Memory of LDom {} ({}) is not a multiple of the {} page size; set memory first",
+                                name, format_size(block.size), format_size(*props.page_size)));
+      block.page_size = *props.page_size;
+    }
+    if (auto r = recheck_bound(model, again); !r) return r;
+  }
   return {};
+}
+
+Result<> cancel_reconfiguration(HostModel& model, const std::string& name) {
+  auto d = guest(model, name, "cancel-operation reconf");
+  if (!d) return fail(d.error());
+  Domain& dom = **d;
+  if (!dom.delayed_reconf) return fail(msg::no_delayed_reconf(name));
+  dom.vcpus = dom.running.vcpus;
+  dom.memory = dom.running.memory;
+  dom.kernel = dom.running.kernel;
+  dom.initrd = dom.running.initrd;
+  dom.cmdline = dom.running.cmdline;
+  dom.disks = dom.running.disks;
+  dom.networks = dom.running.networks;
+  dom.delayed_reconf = false;
+  dom.running = RunningConfig{};
+  return {};
+}
+
+void apply_delayed_reconfiguration(Domain& domain) {
+  domain.delayed_reconf = false;
+  domain.running = RunningConfig{};
+}
+
+Result<> add_io(HostModel& model, const std::string& name, const std::string& device) {
+  auto d = guest(model, name, "add-io");
+  if (!d) return fail(d.error());
+  if (auto r = require_inactive(**d, "add-io"); !r) return r;
+  if (!valid_pci_address(device)) return fail(msg::bad_pci_address(device));
+  for (const auto& other : model.domains)
+    if (std::find(other.io_devices.begin(), other.io_devices.end(), device) != other.io_devices.end())
+      return fail(fmt::format("PCI device {} is already assigned to LDom {}", device, other.name));
+  (*d)->io_devices.push_back(device);
+  return {};
+}
+
+Result<> remove_io(HostModel& model, const std::string& name, const std::string& device) {
+  auto d = guest(model, name, "remove-io");
+  if (!d) return fail(d.error());
+  if (auto r = require_inactive(**d, "remove-io"); !r) return r;
+  if (std::erase((*d)->io_devices, device) == 0)
+    return fail(fmt::format("PCI device {} is not assigned to LDom {}", device, name));
+  return {};
+}
+
+bool valid_pci_address(const std::string& text) {
+  // DDDD:BB:DD.F, lower-case hex, as in /sys/bus/pci/devices.
+  if (text.size() != 12 || text[4] != ':' || text[7] != ':' || text[10] != '.') return false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (i == 4 || i == 7 || i == 10) continue;
+    char c = text[i];
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return text[11] <= '7';
 }
 
 Result<> remove_domain(HostModel& model, const std::string& name) {
@@ -117,7 +192,7 @@ Result<> change_vcpus(HostModel& model, const std::string& name, Change change, 
   auto d = guest(model, name, "vCPU changes");
   if (!d) return fail(d.error());
   Domain& dom = **d;
-  if (auto r = require_not_active(dom, "changing its vCPUs"); !r) return r;
+  hold_for_next_start(dom);
   unsigned next = count;
   if (change == Change::Add) next = dom.vcpus + count;
   if (change == Change::Remove) {
@@ -133,7 +208,7 @@ Result<> change_memory(HostModel& model, const std::string& name, Change change,
   auto d = guest(model, name, "memory changes");
   if (!d) return fail(d.error());
   Domain& dom = **d;
-  if (auto r = require_not_active(dom, "changing its memory"); !r) return r;
+  hold_for_next_start(dom);
   uint64_t current = dom.memory_size();
   uint64_t next = size;
   if (change == Change::Add) next = current + size;
@@ -202,7 +277,7 @@ Result<> add_disk(HostModel& model, const std::string& domain, const std::string
   auto d = guest(model, domain, "add-vdisk");
   if (!d) return fail(d.error());
   Domain& dom = **d;
-  if (auto r = require_not_active(dom, "adding a vdisk"); !r) return r;
+  hold_for_next_start(dom);
   const DiskService* s = model.find_disk_service(vds);
   if (!s || std::none_of(s->volumes.begin(), s->volumes.end(), [&](const Volume& v) { return v.name == volume; }))
     return fail(msg::volume_not_found(volume, vds));
@@ -218,7 +293,7 @@ Result<> remove_disk(HostModel& model, const std::string& domain, const std::str
   auto d = guest(model, domain, "remove-vdisk");
   if (!d) return fail(d.error());
   Domain& dom = **d;
-  if (auto r = require_not_active(dom, "removing a vdisk"); !r) return r;
+  hold_for_next_start(dom);
   if (std::erase_if(dom.disks, [&](const VirtualDisk& x) { return x.name == disk; }) == 0)
     return fail(msg::device_not_found("vdisk", disk, domain));
   return {};
@@ -266,7 +341,7 @@ Result<> add_network(HostModel& model, const std::string& domain, const std::str
                      const std::optional<std::string>& mac, const std::function<uint32_t()>& random24) {
   auto d = guest(model, domain, "add-vnet");
   if (!d) return fail(d.error());
-  if (auto r = require_not_active(**d, "adding a vnet"); !r) return r;
+  hold_for_next_start(**d);
   if (!model.find_switch(vsw))
     return fail(msg::service_not_found("vsw", vsw, fmt::format("add it with 'ldm add-vsw {} primary'", vsw)));
   for (const auto& x : (*d)->networks)
@@ -301,7 +376,7 @@ Result<> add_network(HostModel& model, const std::string& domain, const std::str
 Result<> remove_network(HostModel& model, const std::string& domain, const std::string& ifname) {
   auto d = guest(model, domain, "remove-vnet");
   if (!d) return fail(d.error());
-  if (auto r = require_not_active(**d, "removing a vnet"); !r) return r;
+  hold_for_next_start(**d);
   if (std::erase_if((*d)->networks, [&](const VirtualNetwork& x) { return x.name == ifname; }) == 0)
     return fail(msg::device_not_found("vnet", ifname, domain));
   return {};

@@ -23,6 +23,7 @@ struct DomainProperties {
   std::optional<std::string> cpu_arch;
   std::optional<std::string> uuid;
   std::optional<std::string> kernel, initrd, cmdline;
+  std::optional<uint64_t> page_size;  // mem-pagesize=4K|2M|1G
 };
 
 Result<> validate_domain_name(const std::string& name);
@@ -32,11 +33,24 @@ Result<> add_domain(HostModel& model, const std::string& name, const DomainPrope
 Result<> set_domain(HostModel& model, const std::string& name, const DomainProperties& props);
 Result<> remove_domain(HostModel& model, const std::string& name);
 
-// vCPUs and memory: inactive and bound domains only (a bound one is re-checked
-// against the host's capacity). `set` replaces, `add`/`remove` are relative.
+// vCPUs, memory, vdisks, vnets and the boot kernel: a bound domain is
+// re-checked against the host's capacity; an active one keeps running as it
+// is and the change waits for its next start (a delayed reconfiguration).
+// `set` replaces, `add`/`remove` are relative.
 enum class Change { Set, Add, Remove };
 Result<> change_vcpus(HostModel& model, const std::string& name, Change change, unsigned count);
 Result<> change_memory(HostModel& model, const std::string& name, Change change, uint64_t size);
+
+// Drops a pending delayed reconfiguration: the constraints become what the
+// running QEMU was started with.
+Result<> cancel_reconfiguration(HostModel& model, const std::string& name);
+// The domain stopped: its constraints are what it will start with next.
+void apply_delayed_reconfiguration(Domain& domain);
+
+// Physical I/O: PCI functions (DDDD:BB:DD.F) given to an inactive domain.
+bool valid_pci_address(const std::string& text);
+Result<> add_io(HostModel& model, const std::string& name, const std::string& device);
+Result<> remove_io(HostModel& model, const std::string& name, const std::string& device);
 
 Result<> add_disk_service(HostModel& model, const std::string& vds);
 Result<> remove_disk_service(HostModel& model, const std::string& vds);

@@ -59,8 +59,55 @@ TEST(DomainStateMachine, RefusesTransitionsFromTheWrongState) {
   EXPECT_NE(rm.error().text().find("unbind-domain ldg1"), std::string::npos);
   m.find("ldg1")->state = DomainState::Active;
   EXPECT_FALSE(unbind_domain(m, "ldg1"));
-  EXPECT_FALSE(change_vcpus(m, "ldg1", Change::Set, 2));
   EXPECT_EQ(flags_of(*m.find("ldg1")), "-n----");
+}
+
+TEST(DelayedReconfiguration, ActiveChangesWaitForTheNextStartAndCanBeCancelled) {
+  HostModel m = host();
+  ASSERT_TRUE(add_domain(m, "ldg1", props(1, 256 * MiB), next_uuid));
+  ASSERT_TRUE(bind_domain(m, "ldg1", any_port));
+  m.find("ldg1")->state = DomainState::Active;
+  ASSERT_TRUE(change_vcpus(m, "ldg1", Change::Set, 2));
+  ASSERT_TRUE(change_memory(m, "ldg1", Change::Add, 256 * MiB));
+  const Domain& d = *m.find("ldg1");
+  EXPECT_EQ(flags_of(d), "-nd---");
+  EXPECT_EQ(d.vcpus, 2u) << "the constraints say what the next start gets";
+  EXPECT_EQ(d.running.vcpus, 1u) << "and what runs now is remembered";
+  EXPECT_EQ(d.running.memory.front().size, 256 * MiB);
+  EXPECT_EQ(d.state, DomainState::Active);
+
+  // More than the host has is refused and changes nothing.
+  HostModel copy = m;
+  EXPECT_FALSE(change_vcpus(copy, "ldg1", Change::Set, 64));
+
+  ASSERT_TRUE(cancel_reconfiguration(m, "ldg1"));
+  EXPECT_EQ(flags_of(*m.find("ldg1")), "-n----");
+  EXPECT_EQ(m.find("ldg1")->vcpus, 1u);
+  EXPECT_EQ(m.find("ldg1")->memory_size(), 256 * MiB);
+  auto again = cancel_reconfiguration(m, "ldg1");
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().text(), "LDom ldg1 has no delayed reconfiguration to cancel");
+
+  // A stop applies it: the domain is bound with its new constraints.
+  ASSERT_TRUE(change_vcpus(m, "ldg1", Change::Set, 2));
+  apply_delayed_reconfiguration(*m.find("ldg1"));
+  EXPECT_FALSE(m.find("ldg1")->delayed_reconf);
+  EXPECT_EQ(m.find("ldg1")->vcpus, 2u);
+  DomainProperties arch;
+  arch.cpu_arch = "generic";
+  EXPECT_FALSE(set_domain(m, "ldg1", arch)) << "cpu-arch never changes live";
+}
+
+TEST(PhysicalIo, OnlyInactiveDomainsAndOnlyValidAddresses) {
+  HostModel m = host();
+  ASSERT_TRUE(add_domain(m, "ldg1", props(1, 256 * MiB), next_uuid));
+  EXPECT_FALSE(add_io(m, "ldg1", "3b:00.0"));
+  EXPECT_FALSE(add_io(m, "ldg1", "0000:3b:00.8"));
+  ASSERT_TRUE(add_io(m, "ldg1", "0000:3b:00.0"));
+  ASSERT_TRUE(add_domain(m, "ldg2", {}, next_uuid));
+  EXPECT_NE(add_io(m, "ldg2", "0000:3b:00.0").error().text().find("already assigned to LDom ldg1"), std::string::npos);
+  ASSERT_TRUE(remove_io(m, "ldg1", "0000:3b:00.0"));
+  EXPECT_FALSE(remove_io(m, "ldg1", "0000:3b:00.0"));
 }
 
 TEST(DomainStateMachine, NamesAreValidatedAndUnique) {

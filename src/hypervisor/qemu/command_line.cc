@@ -16,7 +16,7 @@ std::vector<std::string> command_line(const LaunchSpec& spec) {
   const model::Domain& d = spec.domain;
   std::vector<std::string> a = {spec.qemu_binary, "-name", "guest=" + d.name + ",debug-threads=on", "-uuid", d.uuid,
                                 "-nodefaults", "-no-user-config", "-display", "none",
-                                "-machine", spec.accel == Accelerator::Kvm ? "pc,accel=kvm" : "pc,accel=tcg",
+                                "-machine", spec.machine + (spec.accel == Accelerator::Kvm ? ",accel=kvm" : ",accel=tcg"),
                                 "-cpu", cpu_model(d.cpu_arch, spec.accel), "-smp", std::to_string(d.vcpus)};
 
   // Memory: one backend for the main RAM so hugepage-backed domains get the
@@ -66,6 +66,10 @@ std::vector<std::string> command_line(const LaunchSpec& spec) {
     a.insert(a.end(), {"-netdev", fmt::format("tap,id={},ifname={},script=no,downscript=no", id, it->second),
                        "-device", fmt::format("virtio-net-pci,netdev={},id={}-dev,mac={}", id, id, net.mac)});
   }
+
+  // A guest that panics stays paused for inspection (run-state
+  // guest-panicked) instead of vanishing; such a guest cannot be migrated.
+  a.insert(a.end(), {"-device", "pvpanic", "-action", "panic=pause"});
 
   if (spec.paused || spec.incoming) a.push_back("-S");
   if (spec.incoming) a.insert(a.end(), {"-incoming", "defer"});
