@@ -79,6 +79,9 @@ inline std::string blocked_by_migration(const std::string& d, const std::string&
                      "delayed reconfiguration wait until it ends",
                      operation, d, migration);
 }
+inline std::string migration_cancelled(const std::string& d) {
+  return fmt::format("The migration of LDom {} was cancelled; the domain runs here as before", d);
+}
 inline std::string operation_in_progress(const std::string& d) {
   return fmt::format("Another operation is in progress on LDom {}; wait for it to finish and try again", d);
 }

@@ -1,5 +1,7 @@
 // ldm: the command line of the Logical Domains Manager.
 #include <atomic>
+#include <csignal>
+#include <pthread.h>
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -45,6 +47,25 @@ int run_migration(const protocol::Request& request) {
   std::string name = request.args.value("name", "");
   bool dry_run = request.args.value("dry_run", false);
   std::atomic<bool> done{false};
+  // SIGINT and SIGTERM cancel the migration in ldmd (the original's "interrupted
+  // ldm" rule); SIGHUP (a lost terminal) does not: ldmd finishes it either way.
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGUSR1}) sigaddset(&signals, s);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::thread watcher([&] {
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&signals, &sig) != 0 || sig == SIGUSR1) return;
+      if (sig == SIGHUP) continue;
+      fmt::print(stderr, "\nCancelling the migration of {}...\n", name);
+      auto r = cli::call(cli::socket_path(),
+                         protocol::Request{"cancel-operation", {{"operation", "migration"}, {"domain", name}}},
+                         std::chrono::seconds(90));
+      if (r && !r->ok)
+        for (const auto& e : r->errors) fmt::print(stderr, "{}\n", e);
+    }
+  });
   std::thread progress;
   if (isatty(STDERR_FILENO) && !dry_run) {
     progress = std::thread([&] {
@@ -69,6 +90,8 @@ int run_migration(const protocol::Request& request) {
   auto reply = cli::call(cli::socket_path(), request, std::chrono::hours(1));
   done = true;
   if (progress.joinable()) progress.join();
+  pthread_kill(watcher.native_handle(), SIGUSR1);
+  watcher.join();
   std::vector<std::string> errors;
   if (!reply)
     errors = reply.error().messages;

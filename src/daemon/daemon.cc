@@ -243,6 +243,11 @@ awaitable<Response> Daemon::handle(Request request) {
   try {
     if (cmd == "snapshot") co_return snapshot();
     if (cmd == "migrate-domain") co_return co_await migrate(request);
+    if (cmd == "cancel-operation" && args.value("operation", "") == "migration") {
+      auto domain = protocol::get_string(args, "domain");
+      if (!domain) co_return Response::failure(domain.error());
+      co_return co_await cancel_migration(*domain, args.value("force", false));
+    }
     if (cmd == "add-vsw") co_return co_await add_switch(request);
     if (cmd == "remove-vsw") co_return co_await remove_switch(request);
     if (cmd == "add-vdsdev") co_return co_await add_volume(request);

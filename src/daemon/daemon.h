@@ -80,9 +80,25 @@ class Daemon {
 
   // Migration, source side (migration_source.cc).
   asio::awaitable<protocol::Response> migrate(const protocol::Request& request);
+  // An outgoing migration, for cancel-operation: where it is and how to stop it.
+  struct Outgoing {
+    enum class Phase { Check, Prepare, Stream, Handoff };
+    Phase phase = Phase::Check;
+    bool cancel = false;
+    bool qemu_cancelled = false;
+    protocol::TlsStream* stream = nullptr;  // closed to interrupt phases 1-2
+  };
+  asio::awaitable<protocol::Response> cancel_migration(const std::string& name, bool force);
+  // The source in the error state: resumes it when the target does not run
+  // the domain (or with `force`), removes it when the target does.
+  asio::awaitable<protocol::Response> recover_source(const std::string& name, bool force);
+  // "running", "absent", or "" when the target could not say.
+  asio::awaitable<std::string> ask_target(protocol::TlsStream& stream, const std::string& uuid);
+  asio::awaitable<Result<std::unique_ptr<protocol::TlsStream>>> connect_peer(const std::string& host);
   // Returns QEMU's final query-migrate (total time, downtime, bytes).
   asio::awaitable<Result<nlohmann::json>> stream_memory(const std::string& name, const std::string& address, int port,
-                                                        const std::string& target_host);
+                                                        const std::string& target_host, protocol::TlsStream& peer,
+                                                        Outgoing& outgoing);
   asio::awaitable<void> finish_source(const std::string& name);
   // Phase 1 on the source: its own checks and the facts the target needs.
   asio::awaitable<std::vector<migration::CheckFailure>> check_outgoing(const model::Domain& domain,
@@ -128,6 +144,7 @@ class Daemon {
   std::vector<std::string> cpu_flags_;
   std::map<std::string, std::shared_ptr<hypervisor::qemu::QmpClient>> monitors_;  // by uuid
   std::set<std::string> busy_;      // domain names with an operation in progress
+  std::map<std::string, std::shared_ptr<Outgoing>> outgoing_;  // by domain name
   std::set<std::string> stopping_;  // uuids whose QEMU we are ending on purpose
   protocol::TlsPaths tls_;
   std::shared_ptr<asio::ssl::context> server_tls_, client_tls_;

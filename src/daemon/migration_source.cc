@@ -46,6 +46,12 @@ json domain_message(const char* type, const model::Domain& d, const std::string&
 }
 json simple_message(const char* type) { return {{"type", type}}; }
 json abandon_message(const std::string& reason) { return {{"type", "abandon"}, {"reason", reason}}; }
+model::MigrationStatus with_address(model::MigrationStatus s, const std::string& address) {
+  s.address = address;
+  return s;
+}
+json query_message(const std::string& uuid) { return {{"type", "query"}, {"uuid", uuid}}; }
+json progress_message(const model::MigrationStatus& status) { return {{"type", "progress"}, {"status", status}}; }
 
 // The target's failures or warnings, read defensively.
 std::vector<migration::CheckFailure> failures_in(const json& checked, const char* key) {
@@ -115,11 +121,17 @@ awaitable<Response> Daemon::migrate(const Request& request) {
   if (*name == model::kPrimary) co_return Response::failure(Error(msg::primary_reserved("migrate-domain")));
   if (!d) co_return Response::failure(Error(msg::domain_not_found(*name)));
   if (auto r = claim(*name); !r) co_return Response::failure(r.error());
+  auto og = std::make_shared<Outgoing>();
+  outgoing_[*name] = og;
   struct Release {
     Daemon* self;
     std::string name;
-    ~Release() { self->release(name); }
+    ~Release() {
+      self->release(name);
+      self->outgoing_.erase(name);
+    }
   } release_on_exit{this, *name};
+  auto cancelled = [&] { return Response::failure(Error(msg::migration_cancelled(*name))); };
 
   // ---- phase 1: the source's own checks, then connect, authenticate
   // (certificates), negotiate, and the target's checks; every failure is
@@ -131,32 +143,16 @@ awaitable<Response> Daemon::migrate(const Request& request) {
   model::Domain domain = *d;
 
   std::string host = *target;
-  std::string port = std::to_string(protocol::kDefaultPeerPort);
   auto give_up = [&](const Error& e) {
+    if (og->cancel) return cancelled();
     failures.push_back(connection_failure(e, host));
     return refused(failures);
   };
-  tcp::resolver resolver(io_);
-  auto [rec, endpoints] = co_await resolver.async_resolve(host, port, kNoThrow);
-  if (rec) co_return give_up(Error(fmt::format("Cannot resolve target host {}: {}", host, rec.message())));
-  protocol::TlsStream stream(io_, *client_tls_);
-  asio::steady_timer timer(io_, kConnectTimeout);
-  auto connected = co_await (asio::async_connect(stream.lowest_layer(), endpoints, kNoThrow) || timer.async_wait(kNoThrow));
-  if (connected.index() == 1)
-    co_return give_up(Error(fmt::format(
-        "Cannot connect to the Logical Domains Manager on {} port {}: no answer within {} seconds", host, port,
-        std::chrono::duration_cast<std::chrono::seconds>(kConnectTimeout).count())));
-  if (auto [ec, ep] = std::get<0>(connected); ec)
-    co_return give_up(Error(fmt::format(
-        "Cannot connect to the Logical Domains Manager on {} port {}: {}; is ldmd running there with --listen?", host,
-        port, ec.message())));
-  timer.expires_after(kConnectTimeout);
-  auto shook = co_await (stream.async_handshake(asio::ssl::stream_base::client, kNoThrow) || timer.async_wait(kNoThrow));
-  if (shook.index() == 1 || std::get<0>(std::get<0>(shook)))
-    co_return give_up(Error(fmt::format(
-        "The secure connection to {} failed ({}): each host must trust the other's certificate "
-        "(copy STATE/tls/server.crt of one host into STATE/trust/NAME.pem of the other, then SIGHUP ldmd)",
-        host, shook.index() == 1 ? std::string("timed out") : std::get<0>(std::get<0>(shook)).message())));
+  auto connected = co_await connect_peer(host);
+  if (!connected) co_return give_up(connected.error());
+  protocol::TlsStream& stream = **connected;
+  og->stream = &stream;
+  if (og->cancel) co_return cancelled();
 
   if (auto w = co_await protocol::write_message(stream, hello_message(model_.hostname)); !w)
     co_return give_up(w.error());
@@ -170,49 +166,63 @@ awaitable<Response> Daemon::migrate(const Request& request) {
   if (!checked) co_return give_up(checked.error());
   auto theirs = failures_in(*checked, "failures");
   failures.insert(failures.end(), theirs.begin(), theirs.end());
+  if (og->cancel) co_return cancelled();
   if (!failures.empty()) co_return refused(failures);
   std::vector<std::string> warnings;
   for (const auto& w : failures_in(*checked, "warnings")) warnings.push_back("Warning: " + line_of(w));
   if (dry_run) co_return Response{true, nullptr, warnings, {}};
 
   // ---- phase 2: both sides prepare ----
-  set_migration(*name, model::MigrationStatus{"source", target_host, 0, false});
+  model::MigrationStatus starting{"source", target_host, 0, false};
+  starting.address = host;
+  set_migration(*name, starting);
   auto undo = [&]() { set_migration(*name, model::MigrationStatus{}); };
+  og->phase = Outgoing::Phase::Prepare;
   if (auto w = co_await protocol::write_message(stream, domain_message("prepare", domain, target_name, false, facts));
       !w) {
     undo();
-    co_return Response::failure(w.error());
+    co_return og->cancel ? cancelled() : Response::failure(w.error());
   }
   auto prepared = co_await protocol::expect_message(stream, "prepared", kPeerTimeout);
-  if (!prepared) {
+  if (!prepared || og->cancel) {
+    // A cancel that closed the connection: the target undoes what it made when it ends.
     undo();
-    co_return Response::failure(prepared.error());
+    co_return og->cancel ? cancelled() : Response::failure(prepared.error());
   }
 
   // ---- phases 3 and 4: the QEMU stream (active domains only) ----
   summary["first_byte_ms"] = elapsed_ms();
+  og->phase = Outgoing::Phase::Stream;
   if (domain.state == model::DomainState::Active) {
     auto streamed = co_await stream_memory(*name, prepared->value("address", host), prepared->value("port", 0),
-                                           target_host);
-    if (!streamed) {
+                                           target_host, stream, *og);
+    if (!streamed || og->cancel) {
       (void)co_await protocol::write_message(stream, abandon_message(streamed.error().text()));
       (void)co_await protocol::expect_message(stream, "abandoned", 10s);
       // QEMU resumes the guest itself when a migration fails before completing;
       // after completing it stays paused, so resume it here.
       if (auto it = monitors_.find(domain.uuid); it != monitors_.end()) (void)co_await it->second->execute("cont");
       undo();
-      co_return Response::failure(streamed.error());
+      co_return og->cancel ? cancelled() : Response::failure(streamed.error());
     }
     summary["qemu_total_ms"] = streamed->value("total-time", 0);
     summary["qemu_downtime_ms"] = streamed->value("downtime", 0);
     if (streamed->contains("ram")) summary["bytes"] = (*streamed)["ram"].value("transferred", 0);
   }
 
-  // ---- phase 5: handoff ----
+  if (og->cancel) {  // bound and inactive domains: nothing to stop
+    (void)co_await protocol::write_message(stream, abandon_message("cancelled"));
+    (void)co_await protocol::expect_message(stream, "abandoned", 10s);
+    undo();
+    co_return cancelled();
+  }
+
+  // ---- phase 5: handoff (no cancel from here on) ----
+  og->phase = Outgoing::Phase::Handoff;
   spdlog::info("migration of {}: stream done, committing", *name);
-  set_migration(*name, model::MigrationStatus{"source", target_host, 100, false});
+  set_migration(*name, with_address(model::MigrationStatus{"source", target_host, 100, false}, host));
   if (auto w = co_await protocol::write_message(stream, simple_message("commit")); !w) {
-    set_migration(*name, model::MigrationStatus{"source", target_host, 100, true});
+    set_migration(*name, with_address(model::MigrationStatus{"source", target_host, 100, true}, host));
     co_return Response::failure(Error(fmt::format(
         "The connection to {} broke at the handoff; LDom {} is kept paused here in the error state. "
         "Check the target: if the domain runs there, remove it here; if not, run 'ldm cancel-operation migration {}'",
@@ -220,7 +230,7 @@ awaitable<Response> Daemon::migrate(const Request& request) {
   }
   auto committed = co_await protocol::expect_message(stream, "committed", kPeerTimeout);
   if (!committed) {
-    set_migration(*name, model::MigrationStatus{"source", target_host, 100, true});
+    set_migration(*name, with_address(model::MigrationStatus{"source", target_host, 100, true}, host));
     co_return Response::failure(Error(fmt::format(
         "{}; the handoff of LDom {} to {} was not acknowledged, so the domain is kept paused here in the error state. "
         "Check the target: if the domain runs there, remove it here; if not, run 'ldm cancel-operation migration {}'",
@@ -231,6 +241,109 @@ awaitable<Response> Daemon::migrate(const Request& request) {
   summary["total_ms"] = elapsed_ms();
   spdlog::info("migration: {} now runs on {} as {} ({})", *name, target_host, target_name, summary.dump());
   co_return Response{true, summary, warnings, {}};
+}
+
+awaitable<Result<std::unique_ptr<protocol::TlsStream>>> Daemon::connect_peer(const std::string& host) {
+  std::string port = std::to_string(protocol::kDefaultPeerPort);
+  tcp::resolver resolver(io_);
+  auto [rec, endpoints] = co_await resolver.async_resolve(host, port, kNoThrow);
+  if (rec) co_return fail(fmt::format("Cannot resolve target host {}: {}", host, rec.message()));
+  auto stream = std::make_unique<protocol::TlsStream>(io_, *client_tls_);
+  asio::steady_timer timer(io_, kConnectTimeout);
+  auto connected = co_await (asio::async_connect(stream->lowest_layer(), endpoints, kNoThrow) || timer.async_wait(kNoThrow));
+  if (connected.index() == 1)
+    co_return fail(fmt::format("Cannot connect to the Logical Domains Manager on {} port {}: no answer within {} seconds",
+                               host, port, std::chrono::duration_cast<std::chrono::seconds>(kConnectTimeout).count()));
+  if (auto [ec, ep] = std::get<0>(connected); ec)
+    co_return fail(fmt::format(
+        "Cannot connect to the Logical Domains Manager on {} port {}: {}; is ldmd running there with --listen?", host,
+        port, ec.message()));
+  timer.expires_after(kConnectTimeout);
+  auto shook = co_await (stream->async_handshake(asio::ssl::stream_base::client, kNoThrow) || timer.async_wait(kNoThrow));
+  if (shook.index() == 1 || std::get<0>(std::get<0>(shook)))
+    co_return fail(fmt::format(
+        "The secure connection to {} failed ({}): each host must trust the other's certificate "
+        "(copy STATE/tls/server.crt of one host into STATE/trust/NAME.pem of the other, then SIGHUP ldmd)",
+        host, shook.index() == 1 ? std::string("timed out") : std::get<0>(std::get<0>(shook)).message()));
+  co_return std::move(stream);
+}
+
+awaitable<Response> Daemon::cancel_migration(const std::string& name, bool force) {
+  const model::Domain* d = model_.find(name);
+  if (!d) co_return Response::failure(Error(msg::domain_not_found(name)));
+  const model::MigrationStatus m = d->migration;
+  if (m.role.empty())
+    co_return Response::failure(Error(fmt::format("No migration of LDom {} is in progress on this machine", name)));
+  if (m.role == "target")
+    co_return Response::failure(Error(fmt::format(
+        "LDom {} is the target of a migration from {}; a machine cannot control a migration it is the target of: run "
+        "'ldm cancel-operation migration {}' on {}",
+        name, m.peer, name, m.peer)));
+  if (m.error) co_return co_await recover_source(name, force);
+  auto it = outgoing_.find(name);
+  if (it == outgoing_.end())
+    co_return Response::failure(Error(fmt::format("No migration of LDom {} is running in this ldmd", name)));
+  auto og = it->second;
+  if (og->phase == Outgoing::Phase::Handoff)
+    co_return Response::failure(Error(fmt::format(
+        "The handoff of LDom {} to {} has begun and can no longer be cancelled; it completes in a moment", name,
+        m.peer)));
+  og->cancel = true;
+  if (og->phase != Outgoing::Phase::Stream && og->stream) {
+    asio::error_code ignored;
+    og->stream->lowest_layer().close(ignored);  // wakes the pending read; the target undoes its side
+  }
+  // Answer once the source runs as before and the target has let go.
+  asio::steady_timer wait(io_);
+  for (int i = 0; i < 3000 && outgoing_.contains(name); ++i) {
+    wait.expires_after(20ms);
+    co_await wait.async_wait(asio::use_awaitable);
+  }
+  if (outgoing_.contains(name))
+    co_return Response::failure(Error(fmt::format("The migration of LDom {} did not stop within 60 seconds", name)));
+  co_return Response{true, nullptr, {}, {}};
+}
+
+awaitable<std::string> Daemon::ask_target(protocol::TlsStream& stream, const std::string& uuid) {
+  if (!co_await protocol::write_message(stream, hello_message(model_.hostname))) co_return "";
+  auto hello = co_await protocol::expect_message(stream, "hello", kPeerTimeout);
+  if (!hello) co_return "";
+  if (!co_await protocol::write_message(stream, query_message(uuid))) co_return "";
+  auto status = co_await protocol::expect_message(stream, "status", kPeerTimeout);
+  if (!status) co_return "";
+  co_return status->value("running", false) ? "running" : "absent";
+}
+
+awaitable<Response> Daemon::recover_source(const std::string& name, bool force) {
+  const model::Domain* d = model_.find(name);
+  std::string uuid = d->uuid, peer = d->migration.peer, address = d->migration.address;
+  // Ask the target whether it runs the domain; resume here only if it does not.
+  std::string verdict;
+  auto connected = co_await connect_peer(address.empty() ? peer : address);
+  if (connected) verdict = co_await ask_target(**connected, uuid);
+  if (verdict == "running") {
+    // The handoff had completed: this copy is the stale one.
+    co_await finish_source(name);
+    Response done{true, nullptr, {}, {}};
+    done.notices.push_back(fmt::format(
+        "{} runs LDom {}: the migration had completed there, so the paused copy here was removed", peer, name));
+    co_return done;
+  }
+  if (verdict.empty() && !force)
+    co_return Response::failure(Error(fmt::format(
+        "Cannot ask {} whether it runs LDom {}, so the copy here stays paused in the error state; retry when {} is "
+        "reachable, or use -f if you know it does not run there (two running copies would corrupt its disks)",
+        peer, name, peer)));
+  const model::Domain* now = model_.find(name);
+  if (now && now->state == model::DomainState::Active)
+    if (auto it = monitors_.find(now->uuid); it != monitors_.end()) {
+      auto qmp = it->second;
+      auto cont = co_await qmp->execute("cont");
+      if (!cont) co_return Response::failure(Error(fmt::format("Cannot resume LDom {}: {}", name, cont.error().text())));
+    }
+  set_migration(name, model::MigrationStatus{});
+  spdlog::info("migration of {}: recovered on the source ({})", name, verdict.empty() ? "forced" : "target confirmed");
+  co_return Response{true, nullptr, {}, {}};
 }
 
 awaitable<std::vector<migration::CheckFailure>> Daemon::check_outgoing(const model::Domain& domain,
@@ -270,7 +383,8 @@ awaitable<std::vector<migration::CheckFailure>> Daemon::check_outgoing(const mod
 }
 
 awaitable<Result<json>> Daemon::stream_memory(const std::string& name, const std::string& address, int port,
-                                          const std::string& target_host) {
+                                              const std::string& target_host, protocol::TlsStream& peer,
+                                              Outgoing& og) {
   const model::Domain* d = model_.find(name);
   if (!d) co_return fail(msg::domain_not_found(name));
   auto it = monitors_.find(d->uuid);
@@ -298,10 +412,15 @@ awaitable<Result<json>> Daemon::stream_memory(const std::string& name, const std
     // the commit is guest-visible downtime.
     tick.expires_after(10ms);
     co_await tick.async_wait(asio::use_awaitable);
+    if (og.cancel && !og.qemu_cancelled) {
+      og.qemu_cancelled = true;
+      spdlog::info("migration of {}: cancelled by the user", name);
+      (void)co_await qmp->execute("migrate_cancel");
+    }
     auto q = co_await qmp->execute("query-migrate");
     if (!q) co_return fail(q.error());
     std::string status = q->value("status", "");
-    if (status == "completed") co_return std::move(*q);
+    if (status == "completed") co_return std::move(*q);  // the caller checks og.cancel
     if (status == "failed" || status == "cancelled")
       co_return fail(fmt::format("QEMU's migration stream {}: {}", status, q->value("error-desc", "no reason given")));
     int pass = q->contains("ram") ? (*q)["ram"].value("dirty-sync-count", 1) : 1;
@@ -316,12 +435,10 @@ awaitable<Result<json>> Daemon::stream_memory(const std::string& name, const std
     if (next != progress || now - last_report > 500ms) {
       progress = next;
       last_report = now;
-      model::MigrationStatus report{"source", target_host, progress, false, 0, 0};
-      if (q->contains("ram")) {
-        report.transferred = (*q)["ram"].value("transferred", uint64_t{0});
-        report.rate_mbps = (*q)["ram"].value("mbps", 0.0);
-      }
+      model::MigrationStatus report = with_address(migration::status_of(*q, "source", target_host, progress), address);
       set_migration(name, report);
+      // The target shows the same progress in its own `ldm list -o status`.
+      (void)co_await protocol::write_message(peer, progress_message(report));
     }
     if (std::chrono::steady_clock::now() > deadline) {
       (void)co_await qmp->execute("migrate_cancel");

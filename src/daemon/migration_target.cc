@@ -4,6 +4,7 @@
 // records each step in the store (the domain row with migration.role =
 // "target") before acting on it. A connection that ends before the commit
 // undoes everything the target made for the migration.
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 
@@ -59,6 +60,32 @@ migration::TargetFacts gather_facts(const FactsInput& input) {
   return facts;
 }
 json typed(const char* type) { return {{"type", type}}; }
+
+// The source's figures, as this host shows them (role target, peer = source).
+model::MigrationStatus incoming_progress(const json& status, const std::string& source) {
+  model::MigrationStatus s;
+  try {
+    s = status.get<model::MigrationStatus>();
+  } catch (const json::exception&) {
+  }
+  s.role = "target";
+  s.peer = source;
+  s.address.clear();
+  s.error = false;
+  s.progress = std::clamp(s.progress, 0, 100);
+  return s;
+}
+
+// Does this host run the domain with this UUID (committed, not still incoming)?
+json status_reply(const model::HostModel& model, const std::string& uuid) {
+  bool exists = false, running = false;
+  for (const auto& d : model.domains)
+    if (d.uuid == uuid) {
+      exists = true;
+      running = d.state == model::DomainState::Active && d.migration.role != "target";
+    }
+  return {{"type", "status"}, {"exists", exists}, {"running", running}};
+}
 json prepared_reply(const std::string& address, int port) {
   return {{"type", "prepared"}, {"address", address}, {"port", port}};
 }
@@ -127,6 +154,11 @@ awaitable<void> Daemon::serve_peer(tcp::socket socket) {
     if (!m) break;
     std::string type = (*m)["type"].get<std::string>();
     json reply;
+    if (type == "progress") {  // no answer: the source is busy streaming
+      if (!incoming.empty() && m->contains("status") && (*m)["status"].is_object())
+        set_migration(incoming, incoming_progress((*m)["status"], source_host));
+      continue;
+    }
     if (type == "check" || type == "prepare") {
       auto report = co_await check_offer(*m);
       if (!report) {
@@ -160,6 +192,8 @@ awaitable<void> Daemon::serve_peer(tcp::socket socket) {
           reply = error_message(r.error());
         }
       }
+    } else if (type == "query") {
+      reply = status_reply(model_, m->value("uuid", std::string()));
     } else if (type == "abandon") {
       if (!incoming.empty()) co_await abandon_incoming(incoming);
       incoming.clear();

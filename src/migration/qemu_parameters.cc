@@ -52,4 +52,17 @@ int progress_of(const json& q, int previous) {
   return std::max(previous, percent);
 }
 
+model::MigrationStatus status_of(const json& q, const std::string& role, const std::string& peer, int progress) {
+  model::MigrationStatus s{role, peer, progress, false};
+  s.expected_downtime_ms = q.value("expected-downtime", int64_t{0});
+  if (!q.contains("ram") || !q["ram"].is_object()) return s;
+  const json& ram = q["ram"];
+  s.transferred = ram.value("transferred", uint64_t{0});
+  s.remaining = ram.value("remaining", uint64_t{0});
+  s.rate_mbps = ram.value("mbps", 0.0);
+  s.dirty_rate = ram.value("dirty-pages-rate", 0.0);
+  s.pass = ram.value("dirty-sync-count", 0);
+  return s;
+}
+
 }  // namespace ldm::migration

@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "model/domain.h"
+
 namespace ldm::migration {
 
 inline constexpr const char* kTlsCredsId = "ldm-migration-tls";
@@ -36,5 +38,9 @@ nlohmann::json object_id(const std::string& id);
 // Progress as a percentage from query-migrate: never more than 99 until QEMU
 // says completed, and never less than `previous` (progress must not go back).
 int progress_of(const nlohmann::json& query_migrate, int previous);
+
+// Everything `ldm list -o status --json` shows, from one query-migrate.
+model::MigrationStatus status_of(const nlohmann::json& query_migrate, const std::string& role, const std::string& peer,
+                                 int progress);
 
 }  // namespace ldm::migration

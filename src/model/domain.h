@@ -58,6 +58,11 @@ struct MigrationStatus {
   bool error = false;
   uint64_t transferred = 0;  // bytes QEMU has sent so far
   double rate_mbps = 0;      // QEMU's current rate, megabits per second
+  uint64_t remaining = 0;    // bytes of RAM still to send
+  double dirty_rate = 0;     // pages the guest dirties per second
+  int pass = 0;              // QEMU's dirty-sync count: 1 = first full copy
+  int64_t expected_downtime_ms = 0;
+  std::string address = {};  // how the source reaches the target again (recovery)
 };
 
 // Facts about a running domain that belong to the QEMU process, not to the
@@ -170,7 +175,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MemoryBlock, ra, pa, size, page_
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VirtualDisk, name, volume, service, id)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VirtualNetwork, name, vswitch, mac, mac_auto, id)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Console, service, group, port)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MigrationStatus, role, peer, progress, error, transferred, rate_mbps)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MigrationStatus, role, peer, progress, error, transferred, rate_mbps,
+                                                remaining, dirty_rate, pass, expected_downtime_ms, address)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Runtime, pid, qmp_socket, started_at, taps, run_state, last_exit,
                                                 machine)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RunningConfig, vcpus, memory, kernel, initrd, cmdline, disks, networks)

@@ -23,7 +23,7 @@ namespace ldm::itest {
 namespace fs = std::filesystem;
 
 CommandResult run(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
-                  std::chrono::milliseconds timeout, const std::string& input) {
+                  std::chrono::milliseconds timeout, const std::string& input, std::atomic<pid_t>* started) {
   int out[2], err[2], in[2];
   if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || pipe2(in, O_CLOEXEC)) return {};
   std::vector<char*> args;
@@ -42,6 +42,7 @@ CommandResult run(const std::vector<std::string>& argv, const std::map<std::stri
     execvp(args[0], args.data());
     _exit(127);
   }
+  if (started) *started = pid;
   close(out[1]);
   close(err[1]);
   close(in[0]);
@@ -175,6 +176,13 @@ CommandResult Host::ldm(const std::vector<std::string>& args, std::chrono::milli
   std::vector<std::string> argv = wrap({bin("ldm")});
   argv.insert(argv.end(), args.begin(), args.end());
   return run(argv, {{"LDM_SOCKET", socket_}}, timeout);
+}
+
+std::future<CommandResult> Host::ldm_async(const std::vector<std::string>& args, std::atomic<pid_t>& pid) const {
+  std::vector<std::string> argv = wrap({bin("ldm")});
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::map<std::string, std::string> env = {{"LDM_SOCKET", socket_}};
+  return std::async(std::launch::async, [argv, env, &pid] { return run(argv, env, 180s, "", &pid); });
 }
 
 std::string Host::ok(const std::vector<std::string>& args) const {
@@ -340,6 +348,34 @@ bool eventually(const std::function<bool()>& check, std::chrono::milliseconds ti
     std::this_thread::sleep_for(50ms);
   }
   return check();
+}
+
+}  // namespace ldm::itest
+
+namespace ldm::itest {
+
+HostPair::HostPair(std::vector<std::string> a_args, std::vector<std::string> b_args) {
+  HostOptions a, b;
+  a.name = "hostA";
+  b.name = "hostB";
+  a.listen = std::string(kAddressA) + ":6482";
+  a.console_address = kAddressA;
+  b.listen = std::string(kAddressB) + ":6482";
+  b.console_address = kAddressB;
+  a.extra_args = std::move(a_args);
+  b.extra_args = std::move(b_args);
+  A = std::make_unique<Host>(dir.path(), a);
+  B = std::make_unique<Host>(dir.path(), b);
+  A->start();
+  B->start();
+  A->trust(*B);
+  B->trust(*A);
+  for (Host* h : {A.get(), B.get()}) h->ok({"add-vcc", "port-range=5000-5099", "primary-vcc0", "primary"});
+}
+
+std::unique_ptr<Console> HostPair::console(const Host& h, const std::string& domain) const {
+  auto r = h.record(domain);
+  return std::make_unique<Console>(&h == A.get() ? kAddressA : kAddressB, std::stoi(r["cons"].empty() ? "0" : r["cons"]));
 }
 
 }  // namespace ldm::itest

@@ -7,8 +7,11 @@
 // test failed half-way.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <future>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <sys/types.h>
@@ -26,8 +29,10 @@ struct CommandResult {
 };
 
 // Runs a program with extra environment, capturing stdout and stderr apart.
+// `started`, when given, receives the child's PID as soon as it exists.
 CommandResult run(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {},
-                  std::chrono::milliseconds timeout = 180s, const std::string& input = "");
+                  std::chrono::milliseconds timeout = 180s, const std::string& input = "",
+                  std::atomic<pid_t>* started = nullptr);
 
 std::string bin(const std::string& name);  // path of a built executable
 std::string test_guest();                  // path of test-guest.elf
@@ -70,6 +75,8 @@ class Host {
   [[nodiscard]] bool running() const;
 
   CommandResult ldm(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 180s) const;
+  // ldm in the background, e.g. a migration to interrupt; `pid` is set once it runs.
+  std::future<CommandResult> ldm_async(const std::vector<std::string>& args, std::atomic<pid_t>& pid) const;
   // ldm that must succeed; returns stdout.
   std::string ok(const std::vector<std::string>& args) const;
   // `ldm list -p`'s DOMAIN record of `domain` as key -> value, empty if absent.
@@ -122,6 +129,18 @@ class Console {
   std::vector<std::string> lines_;
   std::vector<std::chrono::steady_clock::time_point> times_;
   size_t consumed_ = 0;
+};
+
+// Two hosts on loopback addresses that trust each other, each with a vcc
+// (ports 5000-5099); extra ldmd arguments per host.
+inline constexpr const char* kAddressA = "127.0.0.2";
+inline constexpr const char* kAddressB = "127.0.0.3";
+struct HostPair {
+  explicit HostPair(std::vector<std::string> a_args = {}, std::vector<std::string> b_args = {});
+  // The console of `domain` on `h` (one of the pair).
+  std::unique_ptr<Console> console(const Host& h, const std::string& domain) const;
+  TempDir dir;
+  std::unique_ptr<Host> A, B;
 };
 
 // Polls `check` every 50 ms until it holds or `timeout` passes.

@@ -18,37 +18,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kAddressA = "127.0.0.2";
-constexpr const char* kAddressB = "127.0.0.3";
-
-// Two hosts that trust each other, each with a vcc; extra ldmd arguments per host.
-struct HostPair {
-  explicit HostPair(std::vector<std::string> a_args = {}, std::vector<std::string> b_args = {}) {
-    HostOptions a, b;
-    a.name = "hostA";
-    b.name = "hostB";
-    a.listen = std::string(kAddressA) + ":6482";
-    a.console_address = kAddressA;
-    b.listen = std::string(kAddressB) + ":6482";
-    b.console_address = kAddressB;
-    a.extra_args = std::move(a_args);
-    b.extra_args = std::move(b_args);
-    A = std::make_unique<Host>(dir.path(), a);
-    B = std::make_unique<Host>(dir.path(), b);
-    A->start();
-    B->start();
-    A->trust(*B);
-    B->trust(*A);
-    for (Host* h : {A.get(), B.get()}) h->ok({"add-vcc", "port-range=5000-5099", "primary-vcc0", "primary"});
-  }
-  std::unique_ptr<Console> console(const Host& h, const std::string& domain) const {
-    auto r = h.record(domain);
-    return std::make_unique<Console>(&h == A.get() ? kAddressA : kAddressB, std::stoi(r["cons"].empty() ? "0" : r["cons"]));
-  }
-  TempDir dir;
-  std::unique_ptr<Host> A, B;
-};
-
 void define_guest(const Host& h, const std::string& name, const std::string& cmdline = "hb=20") {
   h.ok({"add-domain", "vcpus=1", "memory=64M", "kernel=" + test_guest(), "cmdline=" + cmdline, name});
 }
