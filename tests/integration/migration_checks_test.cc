@@ -320,3 +320,24 @@ TEST(MigrationChecks, OperationsAreBlockedOnBothHostsWhileAMigrationRuns) {
 
 }  // namespace
 }  // namespace ldm::itest
+
+namespace ldm::itest {
+namespace {
+
+TEST(MigrationChecks, PowerPolicyIsReReadOnSighup) {
+  TempDir config_dir;
+  std::string config = config_dir.path() + "/ldmd.conf";
+  std::ofstream(config) << "power-policy = elastic\n";
+  HostPair p({}, {"--config", config});
+  define_guest(*p.A, "ldg1");
+  auto r = p.A->ldm({"migrate-domain", "-n", "-c", "ldg1", kAddressB});
+  EXPECT_NE(r.err.find("target machine hostB is in elastic power policy"), std::string::npos) << r.err;
+  std::ofstream(config) << "power-policy = performance\n";
+  p.B->sighup();
+  ASSERT_TRUE(eventually([&] { return p.B->log().find("SIGHUP: power policy performance") != std::string::npos; }));
+  r = p.A->ldm({"migrate-domain", "-n", "-c", "ldg1", kAddressB});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+}  // namespace
+}  // namespace ldm::itest
