@@ -10,5 +10,6 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/scripts/setup.sh"
 install_missing
+ensure_groups
 build "$ROOT/build" >/dev/null
 exec "$ROOT/build/bin/migration" --demo

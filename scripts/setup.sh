@@ -29,6 +29,14 @@ install_missing() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+ensure_groups() {  # root and ldm-admin may change things, ldm-read may list
+  [[ $(id -u) -ne 0 ]] && return 0
+  local g
+  for g in ldm-admin ldm-read; do
+    getent group "$g" >/dev/null || groupadd --system "$g"
+  done
+}
+
 build() {  # build DIR [cmake args...]; the build type defaults to RelWithDebInfo
   local dir=$1
   shift
@@ -38,5 +46,6 @@ build() {  # build DIR [cmake args...]; the build type defaults to RelWithDebInf
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
   install_missing
+  ensure_groups
   build "${1:-$ROOT/build}" "${@:2}"
 fi

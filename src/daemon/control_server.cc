@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/async.h"
+#include "daemon/access.h"
 #include "protocol/control.h"
 
 namespace ldm::daemon {
@@ -19,6 +20,9 @@ namespace {
 constexpr auto kNoError = kNoThrow;
 
 awaitable<void> serve_client(stream_protocol::socket socket, Daemon& daemon) {
+  // Groups are looked up per connection so that a group made after ldmd started counts.
+  auto peer = peer_identity(socket.native_handle());
+  Access access = peer ? access_of(*peer, lookup_access_groups()) : Access::None;
   asio::streambuf buffer(protocol::kMaxControlMessage + 1);
   for (;;) {
     auto [ec, n] = co_await asio::async_read_until(socket, buffer, '\n', kNoError);
@@ -32,11 +36,15 @@ awaitable<void> serve_client(stream_protocol::socket socket, Daemon& daemon) {
     std::string line(asio::buffers_begin(buffer.data()), asio::buffers_begin(buffer.data()) + static_cast<long>(n));
     buffer.consume(n);
     auto request = protocol::decode_request(line);
+    std::string denied = request && peer ? refusal(*peer, access, request->command) : "";
+    if (request && !peer) denied = "Permission denied: the peer's credentials cannot be read";
     // Not a conditional expression: GCC 12 miscompiles co_await inside ?:.
-    if (request)
-      response = co_await daemon.handle(std::move(*request));
-    else
+    if (!request)
       response = protocol::Response::failure(request.error());
+    else if (!denied.empty())
+      response = protocol::Response::failure(Error(denied));
+    else
+      response = co_await daemon.handle(std::move(*request));
     auto [wec, wn] = co_await asio::async_write(socket, asio::buffer(protocol::encode(response)), kNoError);
     if (wec) co_return;
   }
@@ -69,7 +77,8 @@ Result<> serve_control_socket(asio::io_context& io, Daemon& daemon, const std::s
   if (!ec) acceptor.bind(stream_protocol::endpoint(path), ec);
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return fail(fmt::format("Cannot listen on control socket {}: {}", path, ec.message()));
-  chmod(path.c_str(), 0660);
+  // Anyone may connect; each request is authorized by the peer's credentials.
+  chmod(path.c_str(), 0666);
   asio::co_spawn(io, accept_loop(std::move(acceptor), daemon), asio::detached);
   return {};
 }

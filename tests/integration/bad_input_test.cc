@@ -1,6 +1,7 @@
 // Bad input gets a clear message that names the problem, a non-zero exit, and
 // changes nothing on the host.
 #include <arpa/inet.h>
+#include <filesystem>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -115,6 +116,63 @@ TEST_F(BadInput, NoDaemonIsAClearError) {
   auto r = run({bin("ldm"), "ls"}, {{"LDM_SOCKET", dir_.path() + "/nothing.sock"}});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("Cannot reach ldmd at " + dir_.path() + "/nothing.sock"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace ldm::itest
+
+namespace ldm::itest {
+namespace {
+
+// ldm as another user: uid/gid 65534 (nobody), with `groups` as supplementary groups.
+CommandResult ldm_as(const Host& h, const std::string& groups, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"setpriv", "--reuid=65534", "--regid=65534",
+                                   groups.empty() ? "--clear-groups" : "--groups=" + groups, bin("ldm")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv, {{"LDM_SOCKET", h.socket()}});
+}
+
+std::string gid_of(const std::string& group) {
+  auto r = run({"getent", "group", group});
+  auto first = r.out.find(':'), second = r.out.find(':', first + 1), third = r.out.find(':', second + 1);
+  return r.out.substr(second + 1, third - second - 1);
+}
+
+TEST(LocalAuthorization, ReadersListAdminsChangeOthersAreRefused) {
+  TempDir dir;
+  Host h(dir.path(), HostOptions{});
+  h.start();
+  // Let other users reach the socket: the directories are the test's own.
+  for (auto p = std::filesystem::path(h.socket()).parent_path(); p.string().size() > 1; p = p.parent_path()) {
+    if (p == std::filesystem::temp_directory_path()) break;
+    std::filesystem::permissions(p, std::filesystem::perms::others_exec, std::filesystem::perm_options::add);
+  }
+  h.ok({"add-domain", "ldg1"});
+  auto before = h.state();
+
+  auto stranger = ldm_as(h, "", {"ls"});
+  EXPECT_NE(stranger.exit_code, 0);
+  EXPECT_NE(stranger.err.find("Permission denied: nobody is neither root nor in the group ldm-admin"),
+            std::string::npos)
+      << stranger.err;
+  auto stranger_change = ldm_as(h, "", {"remove-domain", "ldg1"});
+  EXPECT_NE(stranger_change.exit_code, 0);
+
+  std::string read_gid = gid_of("ldm-read"), admin_gid = gid_of("ldm-admin");
+  ASSERT_FALSE(read_gid.empty()) << "the set-up creates the group ldm-read";
+  ASSERT_FALSE(admin_gid.empty()) << "the set-up creates the group ldm-admin";
+  auto reader = ldm_as(h, read_gid, {"ls"});
+  EXPECT_EQ(reader.exit_code, 0) << reader.err;
+  EXPECT_NE(reader.out.find("ldg1"), std::string::npos);
+  auto reader_change = ldm_as(h, read_gid, {"set-vcpu", "2", "ldg1"});
+  EXPECT_NE(reader_change.exit_code, 0);
+  EXPECT_NE(reader_change.err.find("may only list; set-vcpu needs root or the group ldm-admin"), std::string::npos)
+      << reader_change.err;
+  EXPECT_EQ(h.state(), before) << "a refused request changed something";
+
+  auto admin = ldm_as(h, admin_gid, {"set-vcpu", "2", "ldg1"});
+  EXPECT_EQ(admin.exit_code, 0) << admin.err;
+  EXPECT_TRUE(h.running());
 }
 
 }  // namespace

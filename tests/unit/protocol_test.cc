@@ -62,3 +62,29 @@ TEST(DaemonConfig, FileSettingsAndErrors) {
 
 }  // namespace
 }  // namespace ldm
+
+#include "daemon/access.h"
+
+namespace ldm::daemon {
+namespace {
+
+TEST(ControlAccess, RootAndAdminsChangeReadersListOthersAreRefused) {
+  AccessGroups groups{1001, 1002};
+  EXPECT_EQ(access_of({0, 0, {}}, groups), Access::Admin);
+  EXPECT_EQ(access_of({500, 500, {7, 1001}}, groups), Access::Admin);
+  EXPECT_EQ(access_of({500, 1002, {}}, groups), Access::Read) << "the primary group counts too";
+  EXPECT_EQ(access_of({500, 500, {7}}, groups), Access::None);
+  EXPECT_EQ(access_of({500, 500, {1001}}, AccessGroups{}), Access::None) << "no groups on this host: root only";
+
+  PeerIdentity reader{65534, 65534, {1002}};
+  EXPECT_EQ(refusal(reader, Access::Read, "snapshot"), "");
+  EXPECT_NE(refusal(reader, Access::Read, "bind-domain").find("may only list; bind-domain needs root or the group "
+                                                               "ldm-admin"),
+            std::string::npos);
+  EXPECT_NE(refusal(reader, Access::None, "snapshot").find("neither root nor in the group ldm-admin"),
+            std::string::npos);
+  EXPECT_EQ(refusal({0, 0, {}}, Access::Admin, "remove-domain"), "");
+}
+
+}  // namespace
+}  // namespace ldm::daemon
