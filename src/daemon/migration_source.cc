@@ -82,25 +82,6 @@ migration::CheckFailure connection_failure(const Error& e, const std::string& ho
   return {"connection", host, e.text(), ""};
 }
 
-struct StorageInput {
-  std::vector<std::pair<std::string, std::string>> volumes;  // "vol@vds", backend
-};
-struct StorageOutput {
-  std::map<std::string, services::StorageIdentity> identities;
-  std::map<std::string, std::string> errors;
-};
-StorageOutput mark_volumes(const StorageInput& input) {
-  StorageOutput out;
-  for (const auto& [key, backend] : input.volumes) {
-    auto id = services::mark_storage(backend);
-    if (id)
-      out.identities[key] = *id;
-    else
-      out.errors[key] = id.error().text();
-  }
-  return out;
-}
-
 }  // namespace
 
 awaitable<Response> Daemon::migrate(const Request& request) {
@@ -368,13 +349,8 @@ awaitable<std::vector<migration::CheckFailure>> Daemon::check_outgoing(const mod
   auto failures = migration::check_outgoing(model_, domain, run_state);
   if (!active) co_return failures;
   // Mark each volume so the target can tell whether it sees the same storage.
-  StorageInput input;
-  for (const auto& disk : domain.disks)
-    if (const model::DiskService* vds = model_.find_disk_service(disk.service))
-      for (const auto& v : vds->volumes)
-        if (v.name == disk.volume) input.volumes.emplace_back(migration::volume_key(disk), v.backend);
-  auto mark = [input] { return mark_volumes(input); };
-  StorageOutput marked = co_await offload(std::move(mark));
+  auto mark = [volumes = migration::volume_backends(model_, domain)] { return services::survey_storage(volumes, true); };
+  services::StorageSurvey marked = co_await offload(std::move(mark));
   facts.storage = marked.identities;
   for (const auto& [key, why] : marked.errors)
     failures.push_back({"vds", key, fmt::format("Volume {} cannot be read on this machine: {}", key, why),

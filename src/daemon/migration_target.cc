@@ -43,23 +43,17 @@ json checked_reply(const migration::CheckReport& report) {
   return {{"type", "checked"}, {"failures", report.failures}, {"warnings", report.warnings}};
 }
 
+json typed(const char* type) { return {{"type", type}}; }
+
 // The target's own facts for the checks: blocking reads (volumes, sysfs).
-struct FactsInput {
-  std::vector<std::pair<std::string, std::string>> volumes;  // "vol@vds", backend
-};
-migration::TargetFacts gather_facts(const FactsInput& input) {
+migration::TargetFacts gather_facts(const std::vector<std::pair<std::string, std::string>>& volumes) {
   migration::TargetFacts facts;
   facts.free_hugepages = hypervisor::qemu::free_hugepages();
-  for (const auto& [key, backend] : input.volumes) {
-    auto id = services::read_storage_identity(backend);
-    if (id)
-      facts.storage[key] = *id;
-    else
-      facts.storage_errors[key] = id.error().text();
-  }
+  auto survey = services::survey_storage(volumes, false);
+  facts.storage = std::move(survey.identities);
+  facts.storage_errors = std::move(survey.errors);
   return facts;
 }
-json typed(const char* type) { return {{"type", type}}; }
 
 // The source's figures, as this host shows them (role target, peer = source).
 model::MigrationStatus incoming_progress(const json& status, const std::string& source) {
@@ -222,13 +216,10 @@ awaitable<Result<migration::CheckReport>> Daemon::check_offer(const json& messag
     co_return fail("the source sent an unreadable domain description");
   }
   std::string target_name = message.value("target_name", domain.name);
-  FactsInput input;
-  if (domain.state == model::DomainState::Active)
-    for (const auto& disk : domain.disks)
-      if (const model::DiskService* vds = model_.find_disk_service(disk.service))
-        for (const auto& v : vds->volumes)
-          if (v.name == disk.volume) input.volumes.emplace_back(migration::volume_key(disk), v.backend);
-  auto gather = [input] { return gather_facts(input); };
+  // Only an active domain's storage is compared (bound ones open it when they start).
+  std::vector<std::pair<std::string, std::string>> volumes;
+  if (domain.state == model::DomainState::Active) volumes = migration::volume_backends(model_, domain);
+  auto gather = [volumes] { return gather_facts(volumes); };
   migration::TargetFacts facts = co_await offload(std::move(gather));
   facts.accel = accel_ == hypervisor::Accelerator::Kvm ? "kvm" : "tcg";
   facts.qemu = qemu_caps_;

@@ -62,17 +62,13 @@ Result<hypervisor::LaunchSpec> Daemon::launch_spec(const model::Domain& d) const
   if (!d.kernel.empty() && access(d.kernel.c_str(), R_OK) != 0)
     problems.push_back(fmt::format("kernel {} does not exist or is not readable", d.kernel));
   for (const auto& disk : d.disks) {
-    const model::DiskService* s = model_.find_disk_service(disk.service);
-    const model::Volume* v = nullptr;
-    if (s)
-      for (const auto& vol : s->volumes)
-        if (vol.name == disk.volume) v = &vol;
+    const model::Volume* v = model_.find_volume(disk.volume, disk.service);
     if (!v) {
       problems.push_back(msg::volume_not_found(disk.volume, disk.service));
       continue;
     }
     if (access(v->backend.c_str(), R_OK) != 0) {
-      problems.push_back(fmt::format("backend {} of volume {}@{} does not exist", v->backend, v->name, s->name));
+      problems.push_back(fmt::format("backend {} of volume {}@{} does not exist", v->backend, v->name, disk.service));
       continue;
     }
     bool ro = std::find(v->options.begin(), v->options.end(), "ro") != v->options.end();

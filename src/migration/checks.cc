@@ -133,11 +133,7 @@ void check_volumes(const model::HostModel& target, const model::Domain& domain, 
                    const TargetFacts& facts, std::vector<CheckFailure>& failures) {
   for (const auto& disk : domain.disks) {
     std::string key = volume_key(disk);
-    const model::DiskService* vds = target.find_disk_service(disk.service);
-    const model::Volume* volume = nullptr;
-    if (vds)
-      for (const auto& v : vds->volumes)
-        if (v.name == disk.volume) volume = &v;
+    const model::Volume* volume = target.find_volume(disk.volume, disk.service);
     if (!volume) {
       failures.push_back({"vds", key, fmt::format("Failed to find required volume {} on target machine", key),
                           fmt::format("on the target: ldm add-vdsdev BACKEND {} (the same storage as here)", key)});
@@ -210,6 +206,15 @@ void check_console(const model::HostModel& target, const std::string& target_nam
 }  // namespace
 
 std::string volume_key(const model::VirtualDisk& disk) { return disk.volume + "@" + disk.service; }
+
+std::vector<std::pair<std::string, std::string>> volume_backends(const model::HostModel& host,
+                                                                 const model::Domain& domain) {
+  std::vector<std::pair<std::string, std::string>> backends;
+  for (const auto& disk : domain.disks)
+    if (const model::Volume* v = host.find_volume(disk.volume, disk.service))
+      backends.emplace_back(volume_key(disk), v->backend);
+  return backends;
+}
 
 model::Domain incoming_domain(const model::Domain& d, const std::string& target_name) {
   model::Domain in = d;

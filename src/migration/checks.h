@@ -71,5 +71,8 @@ model::Domain incoming_domain(const model::Domain& domain, const std::string& ta
 
 // "vol@vds" of a vdisk, the key of storage maps.
 std::string volume_key(const model::VirtualDisk& disk);
+// ("vol@vds", backend path) of each vdisk of `domain` that `host` defines.
+std::vector<std::pair<std::string, std::string>> volume_backends(const model::HostModel& host,
+                                                                 const model::Domain& domain);
 
 }  // namespace ldm::migration

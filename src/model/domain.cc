@@ -39,6 +39,10 @@ DiskService* HostModel::find_disk_service(const std::string& name) {
 const DiskService* HostModel::find_disk_service(const std::string& name) const {
   return find_in(disk_services, [&](const DiskService& s) { return s.name == name; });
 }
+const Volume* HostModel::find_volume(const std::string& volume, const std::string& vds) const {
+  const DiskService* s = find_disk_service(vds);
+  return s ? find_in(s->volumes, [&](const Volume& v) { return v.name == volume; }) : nullptr;
+}
 const VirtualSwitch* HostModel::find_switch(const std::string& name) const {
   return find_in(switches, [&](const VirtualSwitch& s) { return s.name == name; });
 }

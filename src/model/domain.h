@@ -156,6 +156,8 @@ struct HostModel {
   [[nodiscard]] const Domain* find(const std::string& name) const;
   [[nodiscard]] DiskService* find_disk_service(const std::string& name);
   [[nodiscard]] const DiskService* find_disk_service(const std::string& name) const;
+  // The volume `volume@vds`, or null when either is missing.
+  [[nodiscard]] const Volume* find_volume(const std::string& volume, const std::string& vds) const;
   [[nodiscard]] const VirtualSwitch* find_switch(const std::string& name) const;
   [[nodiscard]] const ConsoleConcentrator* find_console(const std::string& name) const;
 };

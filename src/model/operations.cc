@@ -278,9 +278,7 @@ Result<> add_disk(HostModel& model, const std::string& domain, const std::string
   if (!d) return fail(d.error());
   Domain& dom = **d;
   hold_for_next_start(dom);
-  const DiskService* s = model.find_disk_service(vds);
-  if (!s || std::none_of(s->volumes.begin(), s->volumes.end(), [&](const Volume& v) { return v.name == volume; }))
-    return fail(msg::volume_not_found(volume, vds));
+  if (!model.find_volume(volume, vds)) return fail(msg::volume_not_found(volume, vds));
   for (const auto& x : dom.disks)
     if (x.name == disk) return fail(msg::device_exists("vdisk", disk, domain));
   int id = 0;
@@ -510,8 +508,7 @@ Result<> bind_domain(HostModel& model, const std::string& name, const std::funct
       problems.push_back(msg::service_not_found("vsw", net.vswitch,
                                                 fmt::format("add it with 'ldm add-vsw {} primary'", net.vswitch)));
   for (const auto& disk : dom.disks)
-    if (const DiskService* s = model.find_disk_service(disk.service);
-        !s || std::none_of(s->volumes.begin(), s->volumes.end(), [&](const Volume& v) { return v.name == disk.volume; }))
+    if (!model.find_volume(disk.volume, disk.service))
       problems.push_back(msg::volume_not_found(disk.volume, disk.service));
   if (!problems.empty()) return fail(Error(std::move(problems)));
   dom.state = DomainState::Bound;

@@ -96,8 +96,17 @@ Result<StorageIdentity> identify(const std::string& backend, bool write_marker) 
 
 }  // namespace
 
-Result<StorageIdentity> mark_storage(const std::string& backend) { return identify(backend, true); }
-Result<StorageIdentity> read_storage_identity(const std::string& backend) { return identify(backend, false); }
+StorageSurvey survey_storage(const std::vector<std::pair<std::string, std::string>>& key_and_backend, bool mark) {
+  StorageSurvey survey;
+  for (const auto& [key, backend] : key_and_backend) {
+    auto id = identify(backend, mark);
+    if (id)
+      survey.identities[key] = *id;
+    else
+      survey.errors[key] = id.error().text();
+  }
+  return survey;
+}
 
 std::string storage_mismatch(const StorageIdentity& here, const StorageIdentity& there) {
   if (here.size != there.size)

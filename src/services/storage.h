@@ -11,7 +11,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -28,10 +30,14 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(StorageIdentity, size, token, sa
 
 inline constexpr const char* kStorageTokenAttribute = "user.ldm.storage-token";
 
-// Source side: writes a fresh marker (when the file system allows) and reads
-// the identity back. Target side: reads only.
-Result<StorageIdentity> mark_storage(const std::string& backend);
-Result<StorageIdentity> read_storage_identity(const std::string& backend);
+// The identities of several volumes, and why the ones that could not be read
+// failed, both by the caller's key. The source marks (writes a fresh token
+// where the file system allows, then reads it back); the target only reads.
+struct StorageSurvey {
+  std::map<std::string, StorageIdentity> identities;
+  std::map<std::string, std::string> errors;
+};
+StorageSurvey survey_storage(const std::vector<std::pair<std::string, std::string>>& key_and_backend, bool mark);
 
 // Why `there` is not the storage described by `here`, or empty when it is.
 std::string storage_mismatch(const StorageIdentity& here, const StorageIdentity& there);
