@@ -11,5 +11,6 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/scripts/setup.sh"
 install_missing
 ensure_groups
+ensure_pam
 build "$ROOT/build" >/dev/null
 exec "$ROOT/build/bin/migration" --demo

@@ -10,6 +10,7 @@ PACKAGES=(
   libasio-dev libssl-dev nlohmann-json3-dev libsqlite3-dev libcli11-dev libspdlog-dev libfmt-dev
   libexpected-dev libpam0g-dev libgtest-dev libgmock-dev libbenchmark-dev
   qemu-system-x86 qemu-utils iproute2 openssl sqlite3 procps
+  libpam-modules bsdutils tcpdump clang libclang-rt-14-dev
 )
 
 install_missing() {
@@ -37,6 +38,11 @@ ensure_groups() {  # root and ldm-admin may change things, ldm-read may list
   done
 }
 
+ensure_pam() {  # the PAM service password-mode migrations authenticate with
+  [[ $(id -u) -ne 0 ]] && return 0
+  cmp -s "$ROOT/packaging/pam.d/ldmd" /etc/pam.d/ldmd || install -m 644 "$ROOT/packaging/pam.d/ldmd" /etc/pam.d/ldmd
+}
+
 build() {  # build DIR [cmake args...]; the build type defaults to RelWithDebInfo
   local dir=$1
   shift
@@ -47,5 +53,6 @@ build() {  # build DIR [cmake args...]; the build type defaults to RelWithDebInf
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
   install_missing
   ensure_groups
+  ensure_pam
   build "${1:-$ROOT/build}" "${@:2}"
 fi

@@ -8,6 +8,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/scripts/setup.sh"
 install_missing
 ensure_groups
+ensure_pam
 BUILD="$ROOT/build-test"
 # Debug: sanitizer builds of asio-heavy code compile far faster unoptimised,
 # and the tests' time goes to QEMU, not to our code.

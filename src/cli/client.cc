@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <openssl/crypto.h>
 
 #include "base/messages.h"
 
@@ -41,6 +42,7 @@ Result<protocol::Response> call(const std::string& path, const protocol::Request
     if (n <= 0) return fail(msg::cannot_reach_daemon(path, std::strerror(errno)));
     sent += static_cast<size_t>(n);
   }
+  OPENSSL_cleanse(out.data(), out.size());  // a migration request may hold a password
   std::string line;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   char buf[65536];

@@ -322,12 +322,17 @@ Result<Action> interpret(const Invocation& inv) {
     if (target.empty()) return fail("migrate-domain needs a target host, e.g. ldm migrate-domain -c ldg1 hostB");
     if (inv.certificate && (!user.empty() || !inv.password_file.empty()))
       return fail("-c cannot be combined with -p or user@: certificate mode authenticates hosts, not users");
-    if (!inv.certificate)
-      return fail("Password authentication is not available yet; set up certificates (see README, \"Migrating\") "
-                  "and use -c");
-    return Action{request(c, {{"name", ops[0]}, {"target", target}, {"target_name", target_name.empty() ? ops[0] : target_name},
-                              {"dry_run", inv.dry_run}, {"force", inv.force}, {"certificate", inv.certificate},
-                              {"json", inv.json}})};
+    if (target.find('@') != std::string::npos || (ops[1].find('@') != std::string::npos && user.empty()))
+      return fail(fmt::format("Invalid target '{}': use [user@]host[:ldom]", ops[1]));
+    json args = {{"name", ops[0]}, {"target", target}, {"target_name", target_name.empty() ? ops[0] : target_name},
+                 {"dry_run", inv.dry_run}, {"force", inv.force}, {"certificate", inv.certificate}, {"json", inv.json}};
+    // Password mode: ldm's main reads the password (file or terminal) and
+    // fills in the invoking user when no user@ was given.
+    if (!inv.certificate) {
+      args["user"] = user;
+      if (!inv.password_file.empty()) args["password_file"] = inv.password_file;
+    }
+    return Action{request(c, args)};
   }
   if (c == "start-domain" || c == "stop-domain") {
     if (ops.empty()) return fail(fmt::format("{} needs at least one domain name", c));

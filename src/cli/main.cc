@@ -2,6 +2,7 @@
 #include <atomic>
 #include <csignal>
 #include <pthread.h>
+#include <sys/prctl.h>
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -14,6 +15,7 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/format.h"
+#include "cli/password.h"
 #include "base/messages.h"
 
 using namespace ldm;
@@ -43,9 +45,25 @@ int run_listing(const cli::Listing& listing) {
 
 // Starts a migration in ldmd and waits for it. On a terminal, a progress line
 // is drawn from the domain's status; piped, nothing is printed on success.
-int run_migration(const protocol::Request& request) {
+int run_migration(protocol::Request request) {
   std::string name = request.args.value("name", "");
   bool dry_run = request.args.value("dry_run", false);
+  if (!request.args.value("certificate", false)) {
+    // Password mode: this process holds the password for a moment; no core
+    // dump of it may, and it is wiped once ldmd has it.
+    prctl(PR_SET_DUMPABLE, 0);
+    if (request.args.value("user", "").empty()) request.args["user"] = cli::invoking_user();
+    std::string file = request.args.value("password_file", "");
+    request.args.erase("password_file");
+    auto password = file.empty() ? cli::prompt_password("Target Password: ") : cli::read_password_file(file);
+    if (!password) {
+      print_errors(password.error().messages);
+      fmt::print(stderr, "{}\n", dry_run ? msg::migration_would_fail(name) : msg::migration_failed(name));
+      return 1;
+    }
+    request.args["password"] = std::move(*password);
+    cli::wipe(*password);
+  }
   std::atomic<bool> done{false};
   // SIGINT and SIGTERM cancel the migration in ldmd (the original's "interrupted
   // ldm" rule); SIGHUP (a lost terminal) does not: ldmd finishes it either way.
@@ -88,6 +106,7 @@ int run_migration(const protocol::Request& request) {
     });
   }
   auto reply = cli::call(cli::socket_path(), request, std::chrono::hours(1));
+  if (request.args.contains("password")) cli::wipe(request.args["password"].get_ref<std::string&>());
   done = true;
   if (progress.joinable()) progress.join();
   pthread_kill(watcher.native_handle(), SIGUSR1);

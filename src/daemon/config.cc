@@ -50,6 +50,9 @@ Result<> apply_config_file(const std::string& path, DaemonConfig& c) {
       auto size = parse_size(value);
       if (!size) return bad(size.error().text());
       c.memory = *size;
+    } else if (key == "tls-host-match") {
+      if (value != "true" && value != "false") return bad("use true or false");
+      c.tls_host_match = value == "true";
     } else if (key == "stop-timeout") {
       auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), c.stop_timeout);
       if (ec != std::errc() || p != value.data() + value.size() || c.stop_timeout < 1) return bad("expected seconds");

@@ -21,6 +21,9 @@ struct DaemonConfig {
   std::string qemu = "qemu-system-x86_64";
   std::string accel = "auto";              // auto, kvm or tcg
   int stop_timeout = 30;                   // seconds stop-domain waits for a graceful stop
+  // The original's ldmd/tls_host_match: the target's certificate must name
+  // the host the user typed (its DNS name or IP address).
+  bool tls_host_match = false;
 };
 
 // Applies the settings of the file at `path` to `config`.

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
 #include "base/async.h"
@@ -36,6 +37,8 @@ awaitable<void> serve_client(stream_protocol::socket socket, Daemon& daemon) {
     std::string line(asio::buffers_begin(buffer.data()), asio::buffers_begin(buffer.data()) + static_cast<long>(n));
     buffer.consume(n);
     auto request = protocol::decode_request(line);
+    // A migration request may carry the target's password: no copy of the raw line stays behind.
+    OPENSSL_cleanse(line.data(), line.size());
     std::string denied = request && peer ? refusal(*peer, access, request->command) : "";
     if (request && !peer) denied = "Permission denied: the peer's credentials cannot be read";
     // Not a conditional expression: GCC 12 miscompiles co_await inside ?:.

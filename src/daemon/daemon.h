@@ -27,6 +27,7 @@
 #include "protocol/control.h"
 #include "protocol/peer.h"
 #include "protocol/tls.h"
+#include "daemon/authentication.h"
 #include "store/store.h"
 
 namespace ldm::daemon {
@@ -79,7 +80,7 @@ class Daemon {
   protocol::Response snapshot() const;
 
   // Migration, source side (migration_source.cc).
-  asio::awaitable<protocol::Response> migrate(const protocol::Request& request);
+  asio::awaitable<protocol::Response> migrate(protocol::Request& request);
   // An outgoing migration, for cancel-operation: where it is and how to stop it.
   struct Outgoing {
     enum class Phase { Check, Prepare, Stream, Handoff };
@@ -94,7 +95,16 @@ class Daemon {
   asio::awaitable<protocol::Response> recover_source(const std::string& name, bool force);
   // "running", "absent", or "" when the target could not say.
   asio::awaitable<std::string> ask_target(protocol::TlsStream& stream, const std::string& uuid);
-  asio::awaitable<Result<std::unique_ptr<protocol::TlsStream>>> connect_peer(const std::string& host);
+  // How the source judges the target's certificate: in certificate mode it
+  // must be trusted; in password mode a trusted or pinned one will do, and an
+  // unknown one is pinned (a notice says so); Recovery pins nothing new.
+  enum class PeerTrust { Certificate, Password, Recovery };
+  asio::awaitable<Result<std::unique_ptr<protocol::TlsStream>>> connect_peer(const std::string& host, PeerTrust trust,
+                                                                             std::vector<std::string>* notices);
+  std::string judge_target(protocol::TlsStream& stream, const std::string& host, PeerTrust trust,
+                           std::vector<std::string>* notices);
+  // Target side of password mode: PAM, the admin group, the rate limit.
+  asio::awaitable<nlohmann::json> authenticate_peer(nlohmann::json& message, const std::string& remote);
   // Returns QEMU's final query-migrate (total time, downtime, bytes).
   asio::awaitable<Result<nlohmann::json>> stream_memory(const std::string& name, const std::string& address, int port,
                                                         const std::string& target_host, protocol::TlsStream& peer,
@@ -147,6 +157,7 @@ class Daemon {
   std::map<std::string, std::shared_ptr<Outgoing>> outgoing_;  // by domain name
   std::set<std::string> stopping_;  // uuids whose QEMU we are ending on purpose
   protocol::TlsPaths tls_;
+  AuthLimiter auth_limiter_;
   std::shared_ptr<asio::ssl::context> server_tls_, client_tls_;
 };
 

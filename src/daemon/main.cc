@@ -2,6 +2,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,7 +49,7 @@ int main(int argc, char** argv) {
                "ldmd"};
   app.add_option("-f,--config", config_file, "Config file of 'key = value' lines (state-dir, socket, listen, "
                                              "hostname, console-address, vcpus, memory, power-policy, qemu, accel, "
-                                             "stop-timeout); options given here override it");
+                                             "stop-timeout, tls-host-match); options given here override it");
   app.add_option("--state-dir", config.state_dir, "Where the store and runtime files live")->capture_default_str();
   app.add_option("--socket", config.socket, "The local control socket ldm connects to")->capture_default_str();
   app.add_option("--listen", config.listen, "ADDR:PORT for other hosts' ldmd (migration)")->capture_default_str();
@@ -61,6 +62,8 @@ int main(int argc, char** argv) {
   app.add_option("--power-policy", config.power_policy,
                  "performance or elastic (no migration in or out while elastic); re-read from --config on SIGHUP")
       ->check(CLI::IsMember({"performance", "elastic"}));
+  app.add_flag("--tls-host-match", config.tls_host_match,
+               "Strict host-name matching: a migration target's certificate must name the host as typed");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error")->capture_default_str();
   app.set_version_flag("--version", LDM_VERSION);
 
@@ -81,6 +84,7 @@ int main(int argc, char** argv) {
     if (given("--vcpus")) merged.vcpus = config.vcpus;
     if (given("--accel")) merged.accel = config.accel;
     if (given("--power-policy")) merged.power_policy = config.power_policy;
+    if (given("--tls-host-match")) merged.tls_host_match = config.tls_host_match;
     config = merged;
   }
   if (!memory_text.empty()) {
@@ -119,6 +123,8 @@ int main(int argc, char** argv) {
   model.power_policy = config.power_policy == "elastic" ? model::PowerPolicy::Elastic : model::PowerPolicy::Performance;
 
   signal(SIGPIPE, SIG_IGN);
+  // Migration passwords pass through this process: no core dump may hold one.
+  prctl(PR_SET_DUMPABLE, 0);
   asio::io_context io;
   daemon::Daemon d(io, config, std::move(*store), std::move(model));
   asio::signal_set stop_signals(io, SIGINT, SIGTERM);

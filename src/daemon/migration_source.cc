@@ -7,6 +7,7 @@
 // the target resumes and acknowledges, and only then the source destroys its
 // copy. Each step is recorded in the store before it is acted on.
 #include <chrono>
+#include <fstream>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -45,6 +46,9 @@ json domain_message(const char* type, const model::Domain& d, const std::string&
   return {{"type", type}, {"domain", d}, {"target_name", target_name}, {"dry_run", dry_run}, {"source", facts}};
 }
 json simple_message(const char* type) { return {{"type", type}}; }
+json auth_message(const std::string& user, const std::string& password) {
+  return {{"type", "auth"}, {"user", user}, {"password", password}};
+}
 json abandon_message(const std::string& reason) { return {{"type", "abandon"}, {"reason", reason}}; }
 model::MigrationStatus with_address(model::MigrationStatus s, const std::string& address) {
   s.address = address;
@@ -84,8 +88,27 @@ migration::CheckFailure connection_failure(const Error& e, const std::string& ho
 
 }  // namespace
 
-awaitable<Response> Daemon::migrate(const Request& request) {
-  const json& args = request.args;
+awaitable<Response> Daemon::migrate(Request& request) {
+  json& args = request.args;
+  // Password mode: the password leaves the request at once and is wiped
+  // after it has been sent (see Wiped below).
+  std::string password, user;
+  if (args.contains("password") && args["password"].is_string()) {
+    password = std::move(args["password"].get_ref<std::string&>());
+    wipe(args["password"].get_ref<std::string&>());
+    args.erase("password");
+  }
+  struct Wiped {
+    std::string& secret;
+    ~Wiped() { wipe(secret); }
+  } wiped{password};
+  if (args.contains("user") && args["user"].is_string()) user = args["user"].get<std::string>();
+  bool certificate_mode = args.value("certificate", false);
+  if (!certificate_mode && (user.empty() || password.empty()))
+    co_return Response::failure(Error("Password mode needs a user name and a password; the ldm command supplies both "
+                                      "(ldm migrate-domain [-p FILE] ldg1 [user@]host), or use -c"));
+  if (password.size() > protocol::kMaxPassword)
+    co_return Response::failure(Error(fmt::format("The password is longer than {} characters", protocol::kMaxPassword)));
   auto name = protocol::get_string(args, "name");
   auto target = protocol::get_string(args, "target");
   if (!name || !target) co_return Response::failure(!name ? name.error() : target.error());
@@ -129,7 +152,8 @@ awaitable<Response> Daemon::migrate(const Request& request) {
     failures.push_back(connection_failure(e, host));
     return refused(failures);
   };
-  auto connected = co_await connect_peer(host);
+  std::vector<std::string> notices;
+  auto connected = co_await connect_peer(host, certificate_mode ? PeerTrust::Certificate : PeerTrust::Password, &notices);
   if (!connected) co_return give_up(connected.error());
   protocol::TlsStream& stream = **connected;
   og->stream = &stream;
@@ -140,6 +164,13 @@ awaitable<Response> Daemon::migrate(const Request& request) {
   auto hello = co_await protocol::expect_message(stream, "hello", kPeerTimeout);
   if (!hello) co_return give_up(hello.error());
   std::string target_host = hello->value("host", host);
+  if (!certificate_mode) {
+    if (auto w = co_await protocol::write_message(stream, auth_message(user, password)); !w)
+      co_return give_up(w.error());
+    wipe(password);
+    auto authenticated = co_await protocol::expect_message(stream, "authenticated", kPeerTimeout);
+    if (!authenticated) co_return give_up(authenticated.error());
+  }
 
   if (auto w = co_await protocol::write_message(stream, domain_message("check", domain, target_name, dry_run, facts)); !w)
     co_return give_up(w.error());
@@ -149,7 +180,7 @@ awaitable<Response> Daemon::migrate(const Request& request) {
   failures.insert(failures.end(), theirs.begin(), theirs.end());
   if (og->cancel) co_return cancelled();
   if (!failures.empty()) co_return refused(failures);
-  std::vector<std::string> warnings;
+  std::vector<std::string> warnings = notices;
   for (const auto& w : failures_in(*checked, "warnings")) warnings.push_back("Warning: " + line_of(w));
   if (dry_run) co_return Response{true, nullptr, warnings, {}};
 
@@ -224,7 +255,8 @@ awaitable<Response> Daemon::migrate(const Request& request) {
   co_return Response{true, summary, warnings, {}};
 }
 
-awaitable<Result<std::unique_ptr<protocol::TlsStream>>> Daemon::connect_peer(const std::string& host) {
+awaitable<Result<std::unique_ptr<protocol::TlsStream>>> Daemon::connect_peer(const std::string& host, PeerTrust trust,
+                                                                               std::vector<std::string>* notices) {
   std::string port = std::to_string(protocol::kDefaultPeerPort);
   tcp::resolver resolver(io_);
   auto [rec, endpoints] = co_await resolver.async_resolve(host, port, kNoThrow);
@@ -242,11 +274,43 @@ awaitable<Result<std::unique_ptr<protocol::TlsStream>>> Daemon::connect_peer(con
   timer.expires_after(kConnectTimeout);
   auto shook = co_await (stream->async_handshake(asio::ssl::stream_base::client, kNoThrow) || timer.async_wait(kNoThrow));
   if (shook.index() == 1 || std::get<0>(std::get<0>(shook)))
-    co_return fail(fmt::format(
-        "The secure connection to {} failed ({}): each host must trust the other's certificate "
-        "(copy STATE/tls/server.crt of one host into STATE/trust/NAME.pem of the other, then SIGHUP ldmd)",
-        host, shook.index() == 1 ? std::string("timed out") : std::get<0>(std::get<0>(shook)).message()));
+    co_return fail(fmt::format("The secure connection to {} failed ({}); is the Logical Domains Manager listening there?",
+                               host, shook.index() == 1 ? std::string("timed out") : std::get<0>(std::get<0>(shook)).message()));
+  if (auto refused = judge_target(*stream, host, trust, notices); !refused.empty()) co_return fail(refused);
   co_return std::move(stream);
+}
+
+// Is the target the host the user meant? Returns why not, or "".
+std::string Daemon::judge_target(protocol::TlsStream& stream, const std::string& host, PeerTrust trust,
+                                 std::vector<std::string>* notices) {
+  if (config_.tls_host_match && !protocol::certificate_names(stream, host))
+    return fmt::format("The certificate of {} names {} but not {}: strict host-name matching is on (tls-host-match = "
+                       "true); migrate to a name the certificate carries, or re-create that host's certificate",
+                       host, protocol::certificate_names_text(stream), host);
+  std::string untrusted = protocol::verification_error(stream);
+  if (untrusted.empty()) return "";
+  if (trust == PeerTrust::Certificate)
+    return fmt::format("The certificate of {} is not trusted here ({}): copy {}'s STATE/tls/server.crt into "
+                       "STATE/trust/{}.pem on this host and send ldmd SIGHUP, or migrate in password mode (without -c)",
+                       host, untrusted, host, host);
+  std::string fingerprint = protocol::peer_fingerprint(stream);
+  if (trust == PeerTrust::Recovery) {
+    // Pinned earlier, or refused: recovery never trusts a new certificate.
+    std::ifstream pinned(tls_.known_hosts);
+    for (std::string h, f; pinned >> h >> f;)
+      if (h == host && f == fingerprint) return "";
+    return fmt::format("The certificate of {} is neither trusted nor known here ({})", host, untrusted);
+  }
+  auto known = protocol::check_known_host(tls_, host, fingerprint);
+  if (!known) return known.error().text();
+  if (*known == protocol::KnownHost::Changed)
+    return fmt::format("The certificate of {} has CHANGED since the last migration to it (SHA-256 now {}): someone "
+                       "may be impersonating it. If {} was re-installed, remove its line from {} and try again",
+                       host, fingerprint, host, tls_.known_hosts);
+  if (*known == protocol::KnownHost::Added && notices)
+    notices->push_back(fmt::format("Notice: first migration to {}: its certificate (SHA-256 {}) is now remembered in {}",
+                                   host, fingerprint, tls_.known_hosts));
+  return "";
 }
 
 awaitable<Response> Daemon::cancel_migration(const std::string& name, bool force) {
@@ -300,7 +364,7 @@ awaitable<Response> Daemon::recover_source(const std::string& name, bool force) 
   std::string uuid = d->uuid, peer = d->migration.peer, address = d->migration.address;
   // Ask the target whether it runs the domain; resume here only if it does not.
   std::string verdict;
-  auto connected = co_await connect_peer(address.empty() ? peer : address);
+  auto connected = co_await connect_peer(address.empty() ? peer : address, PeerTrust::Recovery, nullptr);
   if (connected) verdict = co_await ask_target(**connected, uuid);
   if (verdict == "running") {
     // The handoff had completed: this copy is the stale one.

@@ -45,6 +45,17 @@ json checked_reply(const migration::CheckReport& report) {
 
 json typed(const char* type) { return {{"type", type}}; }
 
+std::string not_trusted(const std::string& self, const std::string& source, const std::string& why) {
+  return fmt::format("{} does not trust the certificate of {} ({}): for certificate mode (-c) copy {}'s "
+                     "STATE/tls/server.crt into STATE/trust/{}.pem on {} and send its ldmd SIGHUP; or migrate in "
+                     "password mode (without -c)",
+                     self, source, why, source, source, self);
+}
+
+std::string too_many(const std::string& remote, long seconds) {
+  return fmt::format("Too many failed authentications from {}; try again in {} seconds", remote, seconds);
+}
+
 // The target's own facts for the checks: blocking reads (volumes, sysfs).
 migration::TargetFacts gather_facts(const std::vector<std::pair<std::string, std::string>>& volumes) {
   migration::TargetFacts facts;
@@ -106,7 +117,15 @@ awaitable<void> Daemon::accept_peers(std::shared_ptr<tcp::acceptor> acceptor) {
       if (ec == asio::error::operation_aborted) co_return;
       continue;
     }
-    asio::co_spawn(io_, serve_peer(std::move(socket)), asio::detached);
+    // Whatever a peer sends, an escaping exception ends only its connection.
+    asio::co_spawn(io_, serve_peer(std::move(socket)), [](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& x) {
+        spdlog::error("peer connection ended by an unexpected error: {}", x.what());
+      }
+    });
   }
 }
 
@@ -127,9 +146,21 @@ awaitable<void> Daemon::serve_peer(tcp::socket socket) {
     co_return;
   }
   std::string source = protocol::peer_name(stream);
+  // Certificate mode: the source's certificate is trusted here. Otherwise the
+  // source must authenticate a user (password mode) before anything changes.
+  std::string untrusted = protocol::verification_error(stream);
+  bool authorized = untrusted.empty();
 
-  auto hello = co_await protocol::expect_message(stream, "hello", kPeerTimeout);
-  if (!hello) co_return;
+  auto hello = co_await protocol::read_message(stream, kPeerTimeout);
+  if (!hello) {
+    spdlog::warn("peer {}: {}", remote, hello.error().text());
+    co_return;
+  }
+  if ((*hello)["type"] != "hello") {
+    spdlog::warn("peer {}: sent '{}' before 'hello'", remote, (*hello)["type"].get<std::string>());
+    (void)co_await protocol::write_message(stream, error_message(Error("the first message must be 'hello'")));
+    co_return;
+  }
   int their_max = hello->value("max_version", 0);
   if (their_max < protocol::kMinPeerVersion) {
     (void)co_await protocol::write_message(stream, error_message(Error(msg::kOlderTarget)));
@@ -139,7 +170,8 @@ awaitable<void> Daemon::serve_peer(tcp::socket socket) {
   if (auto w = co_await protocol::write_message(stream, hello_reply(version, model_.hostname)); !w)
     co_return;
   std::string source_host = hello->value("host", source);
-  spdlog::info("peer {} ({}): protocol version {}", source_host, remote, version);
+  spdlog::info("peer {} ({}): protocol version {}, {}", source_host, remote, version,
+               authorized ? "certificate trusted" : "certificate not trusted (" + untrusted + ")");
 
   std::string incoming;  // the domain this connection created here, until committed
   bool committed = false;
@@ -148,6 +180,19 @@ awaitable<void> Daemon::serve_peer(tcp::socket socket) {
     if (!m) break;
     std::string type = (*m)["type"].get<std::string>();
     json reply;
+    if (type == "auth") {
+      reply = co_await authenticate_peer(*m, remote);
+      if (reply["type"] == "authenticated") authorized = true;
+      if (auto w = co_await protocol::write_message(stream, reply); !w) break;
+      continue;
+    }
+    // Everything but a status query needs an authenticated peer.
+    if (!authorized && type != "query" && type != "abandon") {
+      spdlog::warn("peer {} ({}): '{}' refused: not authenticated", source_host, remote, type);
+      reply = error_message(Error(not_trusted(model_.hostname, source_host, untrusted)));
+      if (auto w = co_await protocol::write_message(stream, reply); !w) break;
+      continue;
+    }
     if (type == "progress") {  // no answer: the source is busy streaming
       if (!incoming.empty() && m->contains("status") && (*m)["status"].is_object())
         set_migration(incoming, incoming_progress((*m)["status"], source_host));
@@ -204,6 +249,30 @@ awaitable<void> Daemon::serve_peer(tcp::socket socket) {
   }
   asio::error_code ignored;
   stream.lowest_layer().close(ignored);
+}
+
+awaitable<json> Daemon::authenticate_peer(json& message, const std::string& remote) {
+  auto now = AuthLimiter::Clock::now();
+  std::string user = message["user"].get<std::string>();
+  // The password moves into a buffer that PAM reads and authenticate_user wipes.
+  auto password = std::make_shared<std::string>(std::move(message["password"].get_ref<std::string&>()));
+  wipe(message["password"].get_ref<std::string&>());
+  if (auto wait = auth_limiter_.locked(remote, now)) {
+    wipe(*password);
+    spdlog::warn("peer {}: authentication of {} refused: locked out for {} s", remote, user, wait->count());
+    co_return error_message(Error(too_many(remote, wait->count())));
+  }
+  std::string host = model_.hostname;
+  auto check = [password, user, host] { return authenticate_user(kPamService, user, *password, host); };
+  Result<> result = co_await offload(std::move(check));
+  if (!result) {
+    auth_limiter_.failed(remote, AuthLimiter::Clock::now());
+    spdlog::warn("peer {}: authentication of user {} failed", remote, user);
+    co_return error_message(result.error());
+  }
+  auth_limiter_.succeeded(remote);
+  spdlog::info("peer {}: user {} authenticated", remote, user);
+  co_return typed("authenticated");
 }
 
 awaitable<Result<migration::CheckReport>> Daemon::check_offer(const json& message) {

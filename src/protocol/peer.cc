@@ -1,6 +1,7 @@
 #include "protocol/peer.h"
 
 #include <fmt/format.h>
+#include <openssl/crypto.h>
 
 #include "base/async.h"
 
@@ -8,24 +9,6 @@ namespace ldm::protocol {
 
 using json = nlohmann::json;
 using namespace asio::experimental::awaitable_operators;
-
-std::array<uint8_t, 4> encode_length(uint32_t n) {
-  return {static_cast<uint8_t>(n >> 24), static_cast<uint8_t>(n >> 16), static_cast<uint8_t>(n >> 8),
-          static_cast<uint8_t>(n)};
-}
-
-Result<uint32_t> decode_length(const std::array<uint8_t, 4>& h) {
-  uint32_t n = (uint32_t{h[0]} << 24) | (uint32_t{h[1]} << 16) | (uint32_t{h[2]} << 8) | uint32_t{h[3]};
-  if (n == 0 || n > kMaxFrame) return fail(fmt::format("peer sent a frame of {} bytes (limit {})", n, kMaxFrame));
-  return n;
-}
-
-Result<json> decode_message(const std::string& payload) {
-  auto j = json::parse(payload, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("type") || !j["type"].is_string())
-    return fail("peer sent a malformed message");
-  return j;
-}
 
 asio::awaitable<Result<>> write_message(TlsStream& stream, const json& message) {
   std::string payload = message.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -51,7 +34,10 @@ asio::awaitable<Result<json>> read_message(TlsStream& stream, std::chrono::milli
   if (second.index() == 1)
     co_return fail(fmt::format("the other host did not answer within {} seconds", timeout.count() / 1000));
   if (auto [ec, n] = std::get<0>(second); ec) co_return fail("connection to the other host lost: " + ec.message());
-  co_return decode_message(payload);
+  auto message = decode_message(payload);
+  // Wipe the raw bytes: an 'auth' message carries a password.
+  OPENSSL_cleanse(payload.data(), payload.size());
+  co_return message;
 }
 
 asio::awaitable<Result<json>> expect_message(TlsStream& stream, const std::string& type,

@@ -16,8 +16,8 @@
 //     |-- abandon {reason} ------------------------------>|  any time before commit: the target
 //     |<------------------ abandoned --------------------|    removes everything it made
 //
-// Frames: a 4-byte big-endian length, then one JSON object with a string
-// member "type". Frames larger than kMaxFrame are refused before parsing.
+// Frames and message shapes: protocol/frame.h. Frames larger than kMaxFrame
+// are refused before parsing; a message of the wrong shape is refused whole.
 #pragma once
 
 #include <array>
@@ -30,22 +30,15 @@
 #include <nlohmann/json.hpp>
 
 #include "base/result.h"
+#include "protocol/frame.h"
 
 namespace ldm::protocol {
 
 inline constexpr int kPeerVersion = 1;
 inline constexpr int kMinPeerVersion = 1;
 inline constexpr uint16_t kDefaultPeerPort = 6482;
-inline constexpr uint32_t kMaxFrame = 1024 * 1024;
 
 using TlsStream = asio::ssl::stream<asio::ip::tcp::socket>;
-
-// Frame header <-> payload length; refuses oversized frames.
-std::array<uint8_t, 4> encode_length(uint32_t length);
-Result<uint32_t> decode_length(const std::array<uint8_t, 4>& header);
-
-// Parses one frame's payload: a JSON object with a string "type".
-Result<nlohmann::json> decode_message(const std::string& payload);
 
 asio::awaitable<Result<>> write_message(TlsStream& stream, const nlohmann::json& message);
 asio::awaitable<Result<nlohmann::json>> read_message(TlsStream& stream, std::chrono::milliseconds timeout);

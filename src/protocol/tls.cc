@@ -54,6 +54,7 @@ TlsPaths TlsPaths::under(const std::string& state_dir) {
   p.cert = p.dir + "/server.crt";
   p.key = p.dir + "/server.key";
   p.qemu_dir = p.dir + "/qemu";
+  p.known_hosts = state_dir + "/known-hosts";
   return p;
 }
 
@@ -62,15 +63,19 @@ namespace {
 using Key = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
 using Cert = std::unique_ptr<X509, decltype(&X509_free)>;
 
+struct Validity {
+  long not_before, not_after;  // seconds from now
+};
+
 Result<Cert> make_certificate(EVP_PKEY* key, const std::string& common_name, X509* issuer, EVP_PKEY* issuer_key,
-                              const std::vector<std::pair<int, std::string>>& extensions) {
+                              const std::vector<std::pair<int, std::string>>& extensions, Validity validity) {
   Cert cert(X509_new(), X509_free);
   X509_set_version(cert.get(), 2);
   uint64_t serial = 0;
   RAND_bytes(reinterpret_cast<unsigned char*>(&serial), sizeof serial);
   ASN1_INTEGER_set_uint64(X509_get_serialNumber(cert.get()), serial >> 1);
-  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 10L * 365 * 24 * 3600);
+  X509_gmtime_adj(X509_getm_notBefore(cert.get()), validity.not_before);
+  X509_gmtime_adj(X509_getm_notAfter(cert.get()), validity.not_after);
   X509_set_pubkey(cert.get(), key);
   X509_NAME* name = X509_get_subject_name(cert.get());
   X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("ldm for Linux"), -1, -1, 0);
@@ -112,20 +117,30 @@ Result<> ensure_host_certificate(const TlsPaths& paths, const std::string& hostn
   fs::create_directories(paths.dir, ec);
   fs::create_directories(paths.trust_dir, ec);
   if (fs::exists(paths.cert) && fs::exists(paths.key)) return {};
+  return create_host_certificate(paths, hostname, addresses);
+}
 
+Result<> create_host_certificate(const TlsPaths& paths, const std::string& hostname,
+                                 const std::vector<std::string>& addresses, long not_before, long not_after) {
+  std::error_code ec;
+  fs::create_directories(paths.dir, ec);
+  fs::create_directories(paths.trust_dir, ec);
+  Validity validity{not_before, not_after};
   Key ca_key(EVP_EC_gen("P-256"), EVP_PKEY_free), leaf_key(EVP_EC_gen("P-256"), EVP_PKEY_free);
   if (!ca_key || !leaf_key) return fail("cannot generate the host keys: " + openssl_error());
   auto ca = make_certificate(ca_key.get(), hostname + " ldm CA", nullptr, nullptr,
                              {{NID_basic_constraints, "critical,CA:TRUE,pathlen:0"},
                               {NID_key_usage, "critical,keyCertSign,cRLSign"},
-                              {NID_subject_key_identifier, "hash"}});
+                              {NID_subject_key_identifier, "hash"}},
+                             validity);
   if (!ca) return fail(ca.error());
   std::string san = "DNS:" + hostname;
   for (const auto& a : addresses) san += ",IP:" + a;
   auto leaf = make_certificate(leaf_key.get(), hostname, ca->get(), ca_key.get(),
                                {{NID_basic_constraints, "critical,CA:FALSE"},
                                 {NID_ext_key_usage, "serverAuth,clientAuth"},
-                                {NID_subject_alt_name, san}});
+                                {NID_subject_alt_name, san}},
+                               validity);
   if (!leaf) return fail(leaf.error());
 
   umask(077);
@@ -161,7 +176,11 @@ Result<std::shared_ptr<asio::ssl::context>> make_context(const TlsPaths& paths, 
   }
   // Trusted certificates are self-signed leaves: accept them as anchors.
   X509_STORE_set_flags(SSL_CTX_get_cert_store(raw), X509_V_FLAG_PARTIAL_CHAIN);
-  ctx->set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
+  // Ask for the peer's certificate but let the handshake finish whatever it
+  // is: the caller judges the verification result (verification_error) and
+  // refuses with a message that names the fix.
+  ctx->set_verify_mode(asio::ssl::verify_peer);
+  ctx->set_verify_callback([](bool, asio::ssl::verify_context&) { return true; });
   return ctx;
 }
 
@@ -213,6 +232,68 @@ std::string peer_name(asio::ssl::stream<asio::ip::tcp::socket>& stream) {
   X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
   X509_free(cert);
   return cn;
+}
+
+std::string verification_error(asio::ssl::stream<asio::ip::tcp::socket>& stream) {
+  if (!SSL_get0_peer_certificate(stream.native_handle())) return "it presented no certificate";
+  long result = SSL_get_verify_result(stream.native_handle());
+  if (result == X509_V_OK) return "";
+  return X509_verify_cert_error_string(result);
+}
+
+bool certificate_names(asio::ssl::stream<asio::ip::tcp::socket>& stream, const std::string& host) {
+  X509* cert = SSL_get0_peer_certificate(stream.native_handle());
+  if (!cert) return false;
+  if (X509_check_ip_asc(cert, host.c_str(), 0) == 1) return true;
+  return X509_check_host(cert, host.c_str(), host.size(), X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, nullptr) == 1;
+}
+
+std::string certificate_names_text(asio::ssl::stream<asio::ip::tcp::socket>& stream) {
+  X509* cert = SSL_get0_peer_certificate(stream.native_handle());
+  if (!cert) return "";
+  std::string out;
+  auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  for (int i = 0; names && i < sk_GENERAL_NAME_num(names); ++i) {
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
+    std::string text;
+    if (name->type == GEN_DNS) {
+      text.assign(reinterpret_cast<const char*>(ASN1_STRING_get0_data(name->d.dNSName)),
+                  static_cast<size_t>(ASN1_STRING_length(name->d.dNSName)));
+    } else if (name->type == GEN_IPADD && ASN1_STRING_length(name->d.iPAddress) == 4) {
+      const unsigned char* a = ASN1_STRING_get0_data(name->d.iPAddress);
+      text = fmt::format("{}.{}.{}.{}", a[0], a[1], a[2], a[3]);
+    }
+    if (!text.empty()) out += (out.empty() ? "" : ", ") + text;
+  }
+  GENERAL_NAMES_free(names);
+  return out;
+}
+
+std::string peer_fingerprint(asio::ssl::stream<asio::ip::tcp::socket>& stream) {
+  X509* cert = SSL_get0_peer_certificate(stream.native_handle());
+  if (!cert) return "";
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (!X509_digest(cert, EVP_sha256(), digest, &length)) return "";
+  std::string out;
+  for (unsigned int i = 0; i < length; ++i) out += fmt::format("{}{:02X}", i ? ":" : "", digest[i]);
+  return out;
+}
+
+Result<KnownHost> check_known_host(const TlsPaths& paths, const std::string& host, const std::string& fingerprint) {
+  if (fingerprint.empty()) return fail(fmt::format("{} presented no certificate", host));
+  std::ifstream in(paths.known_hosts);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string name, print;
+    if (!(fields >> name >> print) || name != host) continue;
+    return print == fingerprint ? KnownHost::Matches : KnownHost::Changed;
+  }
+  std::ofstream out(paths.known_hosts, std::ios::app);
+  out << host << ' ' << fingerprint << '\n';
+  if (!out) return fail(fmt::format("cannot write {}: {}", paths.known_hosts, std::strerror(errno)));
+  return KnownHost::Added;
 }
 
 }  // namespace ldm::protocol
