@@ -79,50 +79,6 @@ double switch_gap_ms(const Console& source, const Console* target) {
   return 0;
 }
 
-// A blocking QMP connection for the baseline's bare QEMUs.
-class Qmp {
- public:
-  explicit Qmp(const std::string& path) {
-    for (int i = 0; i < 100 && fd_ < 0; ++i) {
-      int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-      sockaddr_un a{};
-      a.sun_family = AF_UNIX;
-      snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
-      if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-        fd_ = fd;
-      } else {
-        close(fd);
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
-    }
-    line();
-    execute("qmp_capabilities");
-  }
-  ~Qmp() {
-    if (fd_ >= 0) close(fd_);
-  }
-  json execute(const std::string& cmd, const json& args = nullptr) {
-    json m = {{"execute", cmd}};
-    if (!args.is_null()) m["arguments"] = args;
-    std::string s = m.dump() + "\n";
-    (void)!write(fd_, s.data(), s.size());
-    for (;;) {
-      auto j = json::parse(line(), nullptr, false);
-      if (j.is_discarded() || j.contains("event")) continue;
-      return j;
-    }
-  }
-
- private:
-  std::string line() {
-    std::string l;
-    char c;
-    while (read(fd_, &c, 1) == 1 && c != '\n') l += c;
-    return l;
-  }
-  int fd_ = -1;
-};
-
 std::string guest_cmdline(bool dirty) { return dirty ? "hb=10 dirty=64M rate=max" : "hb=10"; }
 
 // Watches both consoles while `work` runs in another thread.
@@ -243,7 +199,7 @@ Outcome run_baseline(const std::string& memory, bool dirty) {
     in >> p;
     return p;
   };
-  Qmp src(dir.path() + "/src.qmp");
+  BlockingQmp src(dir.path() + "/src.qmp");
   Console source("127.0.0.1", src_port);
   source.heartbeats(20);
   source.drain(std::chrono::milliseconds(1500));

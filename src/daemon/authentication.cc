@@ -74,7 +74,7 @@ bool is_admin(const std::string& user) {
 }  // namespace
 
 Result<> authenticate_user(const std::string& service, const std::string& user, std::string& password,
-                           const std::string& host) {
+                           const std::string& host, bool& password_right) {
   pam_conv conversation{answer, &password};
   pam_handle_t* handle = nullptr;
   int rc = pam_start(service.c_str(), user.c_str(), &conversation, &handle);
@@ -82,6 +82,7 @@ Result<> authenticate_user(const std::string& service, const std::string& user, 
   if (rc == PAM_SUCCESS) rc = pam_acct_mgmt(handle, PAM_SILENT | PAM_DISALLOW_NULL_AUTHTOK);
   if (handle) pam_end(handle, rc);
   wipe(password);
+  password_right = rc == PAM_SUCCESS;
   // One message for an unknown user, a wrong password and an expired account.
   if (rc != PAM_SUCCESS)
     return fail(fmt::format("Authentication to {} failed: wrong user name or password", host));

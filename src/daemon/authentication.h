@@ -40,9 +40,11 @@ class AuthLimiter {
   std::map<std::string, Record> records_;
 };
 
-// I/O (blocking: run it off the event loop). Wipes `password` before returning.
+// I/O (blocking: run it off the event loop). Wipes `password` before
+// returning. `password_right` tells the rate limit whether this was a wrong
+// guess (a right password for a user without admin rights is not).
 Result<> authenticate_user(const std::string& service, const std::string& user, std::string& password,
-                           const std::string& host);
+                           const std::string& host, bool& password_right);
 
 // Overwrites a secret so that it outlives its use in no copy we own.
 void wipe(std::string& secret);

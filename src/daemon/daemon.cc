@@ -163,6 +163,7 @@ Result<> Daemon::start_peer_listener() {
   asio::error_code ec;
   auto address = asio::ip::make_address(listen->first, ec);
   if (ec) return fail(fmt::format("Invalid listen address {}: {}", listen->first, ec.message()));
+  listen_address_ = address;
   auto acceptor = std::make_shared<asio::ip::tcp::acceptor>(io_);
   asio::ip::tcp::endpoint endpoint(address, listen->second);
   acceptor->open(endpoint.protocol(), ec);

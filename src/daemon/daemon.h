@@ -12,6 +12,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -158,6 +159,7 @@ class Daemon {
   std::set<std::string> stopping_;  // uuids whose QEMU we are ending on purpose
   protocol::TlsPaths tls_;
   AuthLimiter auth_limiter_;
+  std::optional<asio::ip::address> listen_address_;  // outgoing connections start from it
   std::shared_ptr<asio::ssl::context> server_tls_, client_tls_;
 };
 

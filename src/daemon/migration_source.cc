@@ -262,12 +262,22 @@ awaitable<Result<std::unique_ptr<protocol::TlsStream>>> Daemon::connect_peer(con
   auto [rec, endpoints] = co_await resolver.async_resolve(host, port, kNoThrow);
   if (rec) co_return fail(fmt::format("Cannot resolve target host {}: {}", host, rec.message()));
   auto stream = std::make_unique<protocol::TlsStream>(io_, *client_tls_);
+  // From this host's --listen address when it names one, so that the target
+  // sees (and rate-limits, and logs) the address the operator configured.
+  tcp::endpoint endpoint = *endpoints.begin();
+  auto& socket = stream->lowest_layer();
+  asio::error_code bind_error;
+  socket.open(endpoint.protocol(), bind_error);
+  if (!bind_error && listen_address_ && !listen_address_->is_unspecified() &&
+      listen_address_->is_v4() == endpoint.address().is_v4())
+    socket.bind(tcp::endpoint(*listen_address_, 0), bind_error);
+  if (bind_error) co_return fail(fmt::format("Cannot open a connection to {}: {}", host, bind_error.message()));
   asio::steady_timer timer(io_, kConnectTimeout);
-  auto connected = co_await (asio::async_connect(stream->lowest_layer(), endpoints, kNoThrow) || timer.async_wait(kNoThrow));
+  auto connected = co_await (socket.async_connect(endpoint, kNoThrow) || timer.async_wait(kNoThrow));
   if (connected.index() == 1)
     co_return fail(fmt::format("Cannot connect to the Logical Domains Manager on {} port {}: no answer within {} seconds",
                                host, port, std::chrono::duration_cast<std::chrono::seconds>(kConnectTimeout).count()));
-  if (auto [ec, ep] = std::get<0>(connected); ec)
+  if (auto [ec] = std::get<0>(connected); ec)
     co_return fail(fmt::format(
         "Cannot connect to the Logical Domains Manager on {} port {}: {}; is ldmd running there with --listen?", host,
         port, ec.message()));

@@ -177,7 +177,10 @@ awaitable<void> Daemon::serve_peer(tcp::socket socket) {
   bool committed = false;
   for (;;) {
     auto m = co_await protocol::read_message(stream, 600s);
-    if (!m) break;
+    if (!m) {
+      spdlog::warn("peer {} ({}): {}", source_host, remote, m.error().text());
+      break;
+    }
     std::string type = (*m)["type"].get<std::string>();
     json reply;
     if (type == "auth") {
@@ -263,10 +266,11 @@ awaitable<json> Daemon::authenticate_peer(json& message, const std::string& remo
     co_return error_message(Error(too_many(remote, wait->count())));
   }
   std::string host = model_.hostname;
-  auto check = [password, user, host] { return authenticate_user(kPamService, user, *password, host); };
+  auto right = std::make_shared<bool>(false);
+  auto check = [password, user, host, right] { return authenticate_user(kPamService, user, *password, host, *right); };
   Result<> result = co_await offload(std::move(check));
   if (!result) {
-    auth_limiter_.failed(remote, AuthLimiter::Clock::now());
+    if (!*right) auth_limiter_.failed(remote, AuthLimiter::Clock::now());
     spdlog::warn("peer {}: authentication of user {} failed", remote, user);
     co_return error_message(result.error());
   }

@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <sstream>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -376,6 +377,59 @@ HostPair::HostPair(std::vector<std::string> a_args, std::vector<std::string> b_a
 std::unique_ptr<Console> HostPair::console(const Host& h, const std::string& domain) const {
   auto r = h.record(domain);
   return std::make_unique<Console>(&h == A.get() ? kAddressA : kAddressB, std::stoi(r["cons"].empty() ? "0" : r["cons"]));
+}
+
+}  // namespace ldm::itest
+
+namespace ldm::itest {
+
+BlockingQmp::BlockingQmp(const std::string& path) {
+  for (int i = 0; i < 100 && fd_ < 0; ++i) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+      fd_ = fd;
+    } else {
+      close(fd);
+      std::this_thread::sleep_for(50ms);
+    }
+  }
+  line();
+  execute("qmp_capabilities");
+}
+
+BlockingQmp::~BlockingQmp() {
+  if (fd_ >= 0) close(fd_);
+}
+
+nlohmann::json BlockingQmp::execute(const std::string& command, const nlohmann::json& arguments) {
+  nlohmann::json m = {{"execute", command}};
+  if (!arguments.is_null()) m["arguments"] = arguments;
+  std::string s = m.dump() + "\n";
+  (void)!write(fd_, s.data(), s.size());
+  for (;;) {
+    auto j = nlohmann::json::parse(line(), nullptr, false);
+    if (j.is_discarded() && fd_ < 0) return j;
+    if (j.is_discarded() || j.contains("event")) continue;
+    return j;
+  }
+}
+
+std::string BlockingQmp::line() {
+  std::string l;
+  char c;
+  for (;;) {
+    ssize_t n = read(fd_, &c, 1);
+    if (n != 1) {  // QEMU went away: say so instead of spinning
+      close(fd_);
+      fd_ = -1;
+      return l;
+    }
+    if (c == '\n') return l;
+    l += c;
+  }
 }
 
 }  // namespace ldm::itest

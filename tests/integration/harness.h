@@ -94,6 +94,7 @@ class Host {
   void forget_link(const std::string& name) { links_.push_back(name); }
 
   const HostOptions& options() const { return options_; }
+  void set_extra_args(std::vector<std::string> args) { options_.extra_args = std::move(args); }  // for the next start
   const std::string& state_dir() const { return state_dir_; }
   const std::string& socket() const { return socket_; }
 
@@ -141,6 +142,20 @@ struct HostPair {
   std::unique_ptr<Console> console(const Host& h, const std::string& domain) const;
   TempDir dir;
   std::unique_ptr<Host> A, B;
+};
+
+// A blocking QMP connection to a QEMU the test or benchmark started itself.
+class BlockingQmp {
+ public:
+  explicit BlockingQmp(const std::string& path);  // connects (retrying 5 s) and negotiates
+  ~BlockingQmp();
+  BlockingQmp(const BlockingQmp&) = delete;
+  BlockingQmp& operator=(const BlockingQmp&) = delete;
+  nlohmann::json execute(const std::string& command, const nlohmann::json& arguments = nullptr);
+
+ private:
+  std::string line();
+  int fd_ = -1;
 };
 
 // Polls `check` every 50 ms until it holds or `timeout` passes.
