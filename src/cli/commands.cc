@@ -78,8 +78,11 @@ const std::vector<CommandSpec>& command_specs() {
        "ldm migrate-domain [-f] [-n] [-p password-file] source-ldom [user@]target-host[:target-ldom]\n"
        "ldm migrate-domain [-f] [-n] -c source-ldom target-host[:target-ldom]",
        "Move a domain to another host: a running one live, a bound or inactive one with its constraints. -n checks "
-       "everything and moves nothing; -c authenticates with the hosts' certificates; :target-ldom renames. Prints "
-       "nothing on success."},
+       "everything and moves nothing; :target-ldom renames. Password mode (the default) authenticates user (default: "
+       "you) on the target, which must be root or in ldm-admin there: the password is asked on the terminal "
+       "(Target Password:, no echo) or read from the first line of a private file (-p, mode 600, at most 256 "
+       "characters). -c authenticates with the hosts' certificates instead (STATE/trust). Prints nothing on "
+       "success."},
       {"list-domain", {"list", "ls", "ls-dom"}, "ldm list-domain [-l] [-p] [-o format[,format...]] [--json] [domain-name...]",
        "List domains: NAME STATE FLAGS CONS VCPU MEMORY UTIL NORM UPTIME. -l long form, -p parseable, -o one or "
        "more of console, cpu, disk, domain, memory, network, status, variables."},
