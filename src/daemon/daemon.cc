@@ -1,6 +1,7 @@
 #include "daemon/daemon.h"
 
 #include <charconv>
+#include <cstdlib>
 #include <fcntl.h>
 #include <fstream>
 #include <functional>
@@ -10,6 +11,7 @@
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
+#include "base/async.h"
 #include "base/messages.h"
 #include "base/size.h"
 #include "base/uuid.h"
@@ -70,6 +72,24 @@ Daemon::Daemon(asio::io_context& io, DaemonConfig config, std::unique_ptr<store:
     spdlog::warn("cannot ask {} what it supports: {}", config_.qemu, caps.error().text());
   }
   cpu_flags_ = hypervisor::qemu::host_cpu_flags();
+  if (const char* points = std::getenv("LDMD_FAULT_PAUSE"); points && *points) {
+    std::string list = points;
+    for (size_t start = 0; start <= list.size();) {
+      size_t comma = std::min(list.find(',', start), list.size());
+      if (comma > start) fault_points_.insert(list.substr(start, comma - start));
+      start = comma + 1;
+    }
+    if (const char* seconds = std::getenv("LDMD_FAULT_SECONDS")) fault_seconds_ = std::max(1, std::atoi(seconds));
+    spdlog::warn("fault injection is on (LDMD_FAULT_PAUSE={}): for tests only", list);
+  }
+}
+
+awaitable<void> Daemon::fault_point(const char* point) {
+  if (!fault_points_.contains(point)) co_return;
+  spdlog::warn("fault injection: pausing {} s at {}", fault_seconds_, point);
+  asio::steady_timer pause(io_, std::chrono::seconds(fault_seconds_));
+  co_await pause.async_wait(kNoThrow);
+  spdlog::warn("fault injection: resuming after {}", point);
 }
 
 Daemon::~Daemon() {

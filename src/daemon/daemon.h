@@ -104,6 +104,16 @@ class Daemon {
                                                                              std::vector<std::string>* notices);
   std::string judge_target(protocol::TlsStream& stream, const std::string& host, PeerTrust trust,
                            std::vector<std::string>* notices);
+  // Test-only fault injection (LDMD_FAULT_PAUSE=point[,point...], LDMD_FAULT_SECONDS):
+  // stops this migration step for a while at a named point so a test can cut
+  // the link or kill a process there. Points: source-checked (phase 1 done),
+  // source-commit (stream complete, commit not yet sent), target-committed
+  // (commit recorded and the guest resumed, acknowledgement not yet sent).
+  asio::awaitable<void> fault_point(const char* point);
+  // After a restart: finish or undo each migration the store says was under way.
+  asio::awaitable<void> recover_migrations();
+  // Every few seconds: a source in the error state asks its target again.
+  asio::awaitable<void> reconcile_loop();
   // Target side of password mode: PAM, the admin group, the rate limit.
   asio::awaitable<nlohmann::json> authenticate_peer(nlohmann::json& message, const std::string& remote);
   // Returns QEMU's final query-migrate (total time, downtime, bytes).
@@ -159,6 +169,9 @@ class Daemon {
   std::set<std::string> stopping_;  // uuids whose QEMU we are ending on purpose
   protocol::TlsPaths tls_;
   AuthLimiter auth_limiter_;
+  std::set<std::string> fault_points_;
+  int fault_seconds_ = 30;
+  std::set<std::string> committing_, reconciling_;
   std::optional<asio::ip::address> listen_address_;  // outgoing connections start from it
   std::shared_ptr<asio::ssl::context> server_tls_, client_tls_;
 };

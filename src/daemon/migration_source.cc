@@ -8,6 +8,7 @@
 // copy. Each step is recorded in the store before it is acted on.
 #include <chrono>
 #include <fstream>
+#include <set>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -34,8 +35,10 @@ using namespace asio::experimental::awaitable_operators;
 namespace {
 
 constexpr auto kConnectTimeout = 10s;
-constexpr auto kPeerTimeout = 60s;
+constexpr auto kPeerTimeout = 30s;
 constexpr auto kStreamLimit = 15min;
+constexpr auto kStallLimit = 20s;     // no byte sent for this long: the network is gone
+constexpr auto kCommitTimeout = 15s;  // the target resumes within a second of the commit
 
 json hello_message(const std::string& host) {
   return {{"type", "hello"}, {"min_version", protocol::kMinPeerVersion}, {"max_version", protocol::kPeerVersion},
@@ -54,7 +57,9 @@ model::MigrationStatus with_address(model::MigrationStatus s, const std::string&
   s.address = address;
   return s;
 }
-json query_message(const std::string& uuid) { return {{"type", "query"}, {"uuid", uuid}}; }
+// "resolve": an uncommitted incoming copy there is removed before the answer,
+// so that a commit delayed in the network can no longer bring it to life.
+json query_message(const std::string& uuid) { return {{"type", "query"}, {"uuid", uuid}, {"resolve", true}}; }
 json progress_message(const model::MigrationStatus& status) { return {{"type", "progress"}, {"status", status}}; }
 
 // The target's failures or warnings, read defensively.
@@ -180,6 +185,7 @@ awaitable<Response> Daemon::migrate(Request& request) {
   failures.insert(failures.end(), theirs.begin(), theirs.end());
   if (og->cancel) co_return cancelled();
   if (!failures.empty()) co_return refused(failures);
+  co_await fault_point("source-checked");
   std::vector<std::string> warnings = notices;
   for (const auto& w : failures_in(*checked, "warnings")) warnings.push_back("Warning: " + line_of(w));
   if (dry_run) co_return Response{true, nullptr, warnings, {}};
@@ -232,17 +238,25 @@ awaitable<Response> Daemon::migrate(Request& request) {
   // ---- phase 5: handoff (no cancel from here on) ----
   og->phase = Outgoing::Phase::Handoff;
   spdlog::info("migration of {}: stream done, committing", *name);
-  set_migration(*name, with_address(model::MigrationStatus{"source", target_host, 100, false}, host));
+  // Journal first: from here on a restart must ask the target, not resume.
+  model::MigrationStatus handing_off = with_address(model::MigrationStatus{"source", target_host, 100, false}, host);
+  handing_off.handoff = true;
+  set_migration(*name, handing_off);
+  co_await fault_point("source-commit");
   if (auto w = co_await protocol::write_message(stream, simple_message("commit")); !w) {
-    set_migration(*name, with_address(model::MigrationStatus{"source", target_host, 100, true}, host));
+    model::MigrationStatus broken = handing_off;
+    broken.error = true;
+    set_migration(*name, broken);
     co_return Response::failure(Error(fmt::format(
         "The connection to {} broke at the handoff; LDom {} is kept paused here in the error state. "
         "Check the target: if the domain runs there, remove it here; if not, run 'ldm cancel-operation migration {}'",
         target_host, *name, *name)));
   }
-  auto committed = co_await protocol::expect_message(stream, "committed", kPeerTimeout);
+  auto committed = co_await protocol::expect_message(stream, "committed", kCommitTimeout);
   if (!committed) {
-    set_migration(*name, with_address(model::MigrationStatus{"source", target_host, 100, true}, host));
+    model::MigrationStatus broken = handing_off;
+    broken.error = true;
+    set_migration(*name, broken);
     co_return Response::failure(Error(fmt::format(
         "{}; the handoff of LDom {} to {} was not acknowledged, so the domain is kept paused here in the error state. "
         "Check the target: if the domain runs there, remove it here; if not, run 'ldm cancel-operation migration {}'",
@@ -366,11 +380,25 @@ awaitable<std::string> Daemon::ask_target(protocol::TlsStream& stream, const std
   if (!co_await protocol::write_message(stream, query_message(uuid))) co_return "";
   auto status = co_await protocol::expect_message(stream, "status", kPeerTimeout);
   if (!status) co_return "";
-  co_return status->value("running", false) ? "running" : "absent";
+  // "committed": the target took the guest over (even if its QEMU died since):
+  // the copy here is stale either way.
+  if (status->value("running", false) || status->value("committed", false)) co_return "running";
+  if (status->value("undecided", false)) co_return "";  // a commit is being applied there: ask again
+  co_return "absent";
 }
 
 awaitable<Response> Daemon::recover_source(const std::string& name, bool force) {
   const model::Domain* d = model_.find(name);
+  if (!d || d->migration.role != "source" || !d->migration.error) co_return Response{true, nullptr, {}, {}};
+  if (reconciling_.contains(name))
+    co_return Response::failure(Error(fmt::format(
+        "LDom {} is being reconciled with {} right now; look at 'ldm list' again in a moment", name, d->migration.peer)));
+  reconciling_.insert(name);
+  struct Done {
+    std::set<std::string>& set;
+    std::string name;
+    ~Done() { set.erase(name); }
+  } reconciled_on_exit{reconciling_, name};
   std::string uuid = d->uuid, peer = d->migration.peer, address = d->migration.address;
   // Ask the target whether it runs the domain; resume here only if it does not.
   std::string verdict;
@@ -457,6 +485,8 @@ awaitable<Result<json>> Daemon::stream_memory(const std::string& name, const std
   auto last_report = std::chrono::steady_clock::now();
   asio::steady_timer tick(io_);
   auto deadline = std::chrono::steady_clock::now() + kStreamLimit;
+  uint64_t sent = 0;
+  auto last_sent = std::chrono::steady_clock::now();
   for (;;) {
     // Completion is noticed within 10 ms: every ms between QEMU finishing and
     // the commit is guest-visible downtime.
@@ -493,6 +523,15 @@ awaitable<Result<json>> Daemon::stream_memory(const std::string& name, const std
     if (std::chrono::steady_clock::now() > deadline) {
       (void)co_await qmp->execute("migrate_cancel");
       co_return fail("the migration did not converge within 15 minutes and was cancelled");
+    }
+    uint64_t transferred = q->contains("ram") ? (*q)["ram"].value("transferred", uint64_t{0}) : 0;
+    if (transferred != sent) {
+      sent = transferred;
+      last_sent = now;
+    } else if (now - last_sent > kStallLimit) {
+      (void)co_await qmp->execute("migrate_cancel");
+      co_return fail(fmt::format("the stream to {} sent nothing for {} seconds (is the network down?) and was cancelled",
+                                 target_host, std::chrono::duration_cast<std::chrono::seconds>(kStallLimit).count()));
     }
   }
 }

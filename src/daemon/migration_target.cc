@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <set>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -82,14 +83,27 @@ model::MigrationStatus incoming_progress(const json& status, const std::string& 
 }
 
 // Does this host run the domain with this UUID (committed, not still incoming)?
-json status_reply(const model::HostModel& model, const std::string& uuid) {
-  bool exists = false, running = false;
+// "committed": the commit was recorded here, whatever became of the guest
+// since; "undecided": a commit is being applied right now.
+json status_reply(const model::HostModel& model, const std::string& uuid, const std::set<std::string>& committing) {
+  bool exists = false, running = false, committed = false, undecided = false;
   for (const auto& d : model.domains)
     if (d.uuid == uuid) {
       exists = true;
       running = d.state == model::DomainState::Active && d.migration.role != "target";
+      committed = d.migration.role == "target" && d.migration.handoff;
+      undecided = committing.contains(d.name);
     }
-  return {{"type", "status"}, {"exists", exists}, {"running", running}};
+  return {{"type", "status"}, {"exists", exists}, {"running", running}, {"committed", committed}, {"undecided", undecided}};
+}
+
+// The uncommitted incoming copy of `uuid` that a recovering source fences off.
+std::string uncommitted_incoming(const model::HostModel& model, const std::string& uuid,
+                                 const std::set<std::string>& committing) {
+  for (const auto& d : model.domains)
+    if (d.uuid == uuid && d.migration.role == "target" && !d.migration.handoff && !committing.contains(d.name))
+      return d.name;
+  return "";
 }
 json prepared_reply(const std::string& address, int port) {
   return {{"type", "prepared"}, {"address", address}, {"port", port}};
@@ -229,13 +243,20 @@ awaitable<void> Daemon::serve_peer(tcp::socket socket) {
         auto r = co_await commit_incoming(incoming);
         if (r) {
           committed = true;
+          co_await fault_point("target-committed");
           reply = typed("committed");
         } else {
           reply = error_message(r.error());
         }
       }
     } else if (type == "query") {
-      reply = status_reply(model_, m->value("uuid", std::string()));
+      std::string uuid = m->value("uuid", std::string());
+      std::string fenced = m->value("resolve", false) ? uncommitted_incoming(model_, uuid, committing_) : "";
+      if (!fenced.empty()) {
+        spdlog::warn("peer {}: asks about {}, which was never committed here: removing it", source_host, fenced);
+        co_await abandon_incoming(fenced);
+      }
+      reply = status_reply(model_, uuid, committing_);
     } else if (type == "abandon") {
       if (!incoming.empty()) co_await abandon_incoming(incoming);
       incoming.clear();
@@ -379,7 +400,14 @@ awaitable<Result<json>> Daemon::prepare_incoming(const json& message, const std:
 awaitable<Result<>> Daemon::commit_incoming(const std::string& name) {
   spdlog::info("migration: commit received for {}", name);
   const model::Domain* d = model_.find(name);
-  if (!d) co_return fail(msg::domain_not_found(name));
+  if (!d || d->migration.role != "target") co_return fail(msg::domain_not_found(name));
+  // While this runs, a recovering source's question gets "undecided".
+  committing_.insert(name);
+  struct Done {
+    std::set<std::string>& set;
+    std::string name;
+    ~Done() { set.erase(name); }
+  } done{committing_, name};
   bool active = d->runtime.pid > 0;
   if (active) {
     auto qmp = monitors_.contains(d->uuid) ? monitors_[d->uuid] : nullptr;
@@ -399,6 +427,8 @@ awaitable<Result<>> Daemon::commit_incoming(const std::string& name) {
     // committed domain and resumes it.
     auto j = mutate([&](model::HostModel& m) -> Result<> {
       model::Domain* dom = m.find(name);
+      if (!dom) return fail(msg::domain_not_found(name));
+      dom->migration.handoff = true;
       dom->state = model::DomainState::Active;
       dom->runtime.run_state = "running";
       dom->runtime.started_at = std::time(nullptr);

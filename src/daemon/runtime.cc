@@ -285,6 +285,8 @@ awaitable<void> Daemon::adopt_domains() {
     spdlog::warn("domain {}: QEMU is gone; the domain is now bound", name);
     (void)record_stopped(name, "QEMU exited while ldmd was not running");
   }
+  co_await recover_migrations();
+  asio::co_spawn(io_, reconcile_loop(), asio::detached);
 }
 
 protocol::Response Daemon::snapshot() const {

@@ -63,6 +63,10 @@ struct MigrationStatus {
   int pass = 0;              // QEMU's dirty-sync count: 1 = first full copy
   int64_t expected_downtime_ms = 0;
   std::string address = {};  // how the source reaches the target again (recovery)
+  // The journal's handoff mark: on the source, the commit is being sent (from
+  // here on only the target can say where the guest runs); on the target, the
+  // commit was received and recorded (the guest is to run here).
+  bool handoff = false;
 };
 
 // Facts about a running domain that belong to the QEMU process, not to the
@@ -178,7 +182,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VirtualDisk, name, volume, servi
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VirtualNetwork, name, vswitch, mac, mac_auto, id)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Console, service, group, port)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MigrationStatus, role, peer, progress, error, transferred, rate_mbps,
-                                                remaining, dirty_rate, pass, expected_downtime_ms, address)
+                                                remaining, dirty_rate, pass, expected_downtime_ms, address, handoff)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Runtime, pid, qmp_socket, started_at, taps, run_state, last_exit,
                                                 machine)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RunningConfig, vcpus, memory, kernel, initrd, cmdline, disks, networks)

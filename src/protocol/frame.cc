@@ -41,8 +41,8 @@ const Shape kShapes[] = {
     {"committed", {}},
     {"abandon", {{"reason", S, false}}},
     {"abandoned", {}},
-    {"query", {{"uuid", S, true}}},
-    {"status", {{"exists", B, true}, {"running", B, true}}},
+    {"query", {{"uuid", S, true}, {"resolve", B, false}}},
+    {"status", {{"exists", B, true}, {"running", B, true}, {"committed", B, false}, {"undecided", B, false}}},
     {"error", {{"messages", A, true}}},
 };
 

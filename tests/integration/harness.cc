@@ -15,8 +15,10 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <thread>
+#include <tuple>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 namespace ldm::itest {
@@ -153,6 +155,7 @@ void Host::start() {
     int fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
+    for (const auto& [key, value] : options_.env) setenv(key.c_str(), value.c_str(), 1);
     execvp(args[0], args.data());
     _exit(127);
   }
@@ -430,6 +433,36 @@ std::string BlockingQmp::line() {
     if (c == '\n') return l;
     l += c;
   }
+}
+
+}  // namespace ldm::itest
+
+namespace ldm::itest {
+
+NamespacePair::NamespacePair() {
+  int id = unique_id();
+  a_ = fmt::format("ldmitA{}", id);
+  b_ = fmt::format("ldmitB{}", id);
+  run({"ip", "netns", "add", a_});
+  run({"ip", "netns", "add", b_});
+  va_ = fmt::format("ldmva{}", id);
+  vb_ = fmt::format("ldmvb{}", id);
+  run({"ip", "link", "add", va_, "netns", a_, "type", "veth", "peer", "name", vb_, "netns", b_});
+  for (auto [ns, dev, addr] : {std::tuple{a_, va_, address_a}, std::tuple{b_, vb_, address_b}}) {
+    run({"ip", "-n", ns, "addr", "add", std::string(addr) + "/24", "dev", dev});
+    run({"ip", "-n", ns, "link", "set", dev, "up"});
+    run({"ip", "-n", ns, "link", "set", "lo", "up"});
+  }
+}
+
+NamespacePair::~NamespacePair() {
+  run({"ip", "netns", "del", a_});
+  run({"ip", "netns", "del", b_});
+}
+
+void NamespacePair::set_link(bool up) {
+  for (auto [ns, dev] : {std::pair{a_, va_}, std::pair{b_, vb_}})
+    EXPECT_EQ(run({"ip", "-n", ns, "link", "set", dev, up ? "up" : "down"}).exit_code, 0);
 }
 
 }  // namespace ldm::itest

@@ -60,6 +60,7 @@ struct HostOptions {
   std::string memory = "2G";
   std::string netns;  // run ldmd (and ldm) inside this network namespace
   std::vector<std::string> extra_args;
+  std::map<std::string, std::string> env;  // for ldmd (e.g. LDMD_FAULT_PAUSE)
 };
 
 class Host {
@@ -156,6 +157,23 @@ class BlockingQmp {
  private:
   std::string line();
   int fd_ = -1;
+};
+
+// Two network namespaces joined by a veth pair, made and removed by the test.
+class NamespacePair {
+ public:
+  NamespacePair();
+  ~NamespacePair();
+  NamespacePair(const NamespacePair&) = delete;
+  NamespacePair& operator=(const NamespacePair&) = delete;
+  static constexpr const char* address_a = "10.77.0.1";
+  static constexpr const char* address_b = "10.77.0.2";
+  const std::string& a() const { return a_; }
+  const std::string& b() const { return b_; }
+  void set_link(bool up);  // cuts or restores the link (both ends of the veth)
+
+ private:
+  std::string a_, b_, va_, vb_;
 };
 
 // Polls `check` every 50 ms until it holds or `timeout` passes.

@@ -15,36 +15,6 @@ namespace {
 
 enum class Topology { Loopback, Namespaces };
 
-// Two network namespaces joined by a veth pair, made and removed by the test.
-class NamespacePair {
- public:
-  NamespacePair() {
-    int id = unique_id();
-    a_ = fmt::format("ldmitA{}", id);
-    b_ = fmt::format("ldmitB{}", id);
-    run({"ip", "netns", "add", a_});
-    run({"ip", "netns", "add", b_});
-    std::string va = fmt::format("ldmva{}", id), vb = fmt::format("ldmvb{}", id);
-    run({"ip", "link", "add", va, "netns", a_, "type", "veth", "peer", "name", vb, "netns", b_});
-    for (auto [ns, dev, addr] : {std::tuple{a_, va, address_a}, std::tuple{b_, vb, address_b}}) {
-      run({"ip", "-n", ns, "addr", "add", std::string(addr) + "/24", "dev", dev});
-      run({"ip", "-n", ns, "link", "set", dev, "up"});
-      run({"ip", "-n", ns, "link", "set", "lo", "up"});
-    }
-  }
-  ~NamespacePair() {
-    run({"ip", "netns", "del", a_});
-    run({"ip", "netns", "del", b_});
-  }
-  static constexpr const char* address_a = "10.77.0.1";
-  static constexpr const char* address_b = "10.77.0.2";
-  const std::string& a() const { return a_; }
-  const std::string& b() const { return b_; }
-
- private:
-  std::string a_, b_;
-};
-
 class Migration : public ::testing::TestWithParam<Topology> {
  protected:
   void SetUp() override {
