@@ -107,6 +107,7 @@ class Daemon {
   // Test-only fault injection (LDMD_FAULT_PAUSE=point[,point...], LDMD_FAULT_SECONDS):
   // stops this migration step for a while at a named point so a test can cut
   // the link or kill a process there. Points: source-checked (phase 1 done),
+  // source-streaming (not a pause: the stream is throttled to 4 MiB/s),
   // source-commit (stream complete, commit not yet sent), target-committed
   // (commit recorded and the guest resumed, acknowledgement not yet sent).
   asio::awaitable<void> fault_point(const char* point);

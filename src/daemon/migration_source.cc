@@ -49,6 +49,8 @@ json domain_message(const char* type, const model::Domain& d, const std::string&
   return {{"type", type}, {"domain", d}, {"target_name", target_name}, {"dry_run", dry_run}, {"source", facts}};
 }
 json simple_message(const char* type) { return {{"type", type}}; }
+// The source-streaming fault point: a stream slow enough for a test to act in phase 3.
+json throttled_stream() { return {{"max-bandwidth", 4 << 20}}; }
 json auth_message(const std::string& user, const std::string& password) {
   return {{"type", "auth"}, {"user", user}, {"password", password}};
 }
@@ -480,6 +482,10 @@ awaitable<Result<json>> Daemon::stream_memory(const std::string& name, const std
     auto r = co_await qmp->execute(cmd, args);
     if (!r) co_return fail(r.error());
   }
+  if (fault_points_.contains("source-streaming")) {
+    spdlog::warn("fault injection: stream of {} throttled to 4 MiB/s", name);
+    (void)co_await qmp->execute("migrate-set-parameters", throttled_stream());
+  }
   int progress = 0;
   int64_t downtime_limit = migration::kDowntimeLimitMs;
   auto last_report = std::chrono::steady_clock::now();
@@ -487,6 +493,7 @@ awaitable<Result<json>> Daemon::stream_memory(const std::string& name, const std
   auto deadline = std::chrono::steady_clock::now() + kStreamLimit;
   uint64_t sent = 0;
   auto last_sent = std::chrono::steady_clock::now();
+  bool peer_alive = true;
   for (;;) {
     // Completion is noticed within 10 ms: every ms between QEMU finishing and
     // the commit is guest-visible downtime.
@@ -518,7 +525,11 @@ awaitable<Result<json>> Daemon::stream_memory(const std::string& name, const std
       model::MigrationStatus report = with_address(migration::status_of(*q, "source", target_host, progress), address);
       set_migration(name, report);
       // The target shows the same progress in its own `ldm list -o status`.
-      (void)co_await protocol::write_message(peer, progress_message(report));
+      // Once a write has failed the peer is gone: QEMU's own stream decides.
+      if (peer_alive) {
+        auto w = co_await protocol::write_message(peer, progress_message(report));
+        peer_alive = w.has_value();
+      }
     }
     if (std::chrono::steady_clock::now() > deadline) {
       (void)co_await qmp->execute("migrate_cancel");

@@ -10,13 +10,20 @@ namespace ldm::protocol {
 using json = nlohmann::json;
 using namespace asio::experimental::awaitable_operators;
 
+constexpr std::chrono::seconds kWriteTimeout{10};
+
 asio::awaitable<Result<>> write_message(TlsStream& stream, const json& message) {
   std::string payload = message.dump(-1, ' ', false, json::error_handler_t::replace);
   if (payload.size() > kMaxFrame) co_return fail("message too large for the peer protocol");
   auto header = encode_length(static_cast<uint32_t>(payload.size()));
   std::array<asio::const_buffer, 2> buffers = {asio::buffer(header), asio::buffer(payload)};
-  auto [ec, n] = co_await asio::async_write(stream, buffers, kNoThrow);
-  if (ec) co_return fail("connection to the other host lost: " + ec.message());
+  // Bounded: a TLS stream that has failed once can leave a later write
+  // pending for ever, and a peer that stopped reading must not hold us.
+  asio::steady_timer timer(stream.get_executor(), kWriteTimeout);
+  auto written = co_await (asio::async_write(stream, buffers, kNoThrow) || timer.async_wait(kNoThrow));
+  if (written.index() == 1)
+    co_return fail(fmt::format("the other host did not take a message within {} seconds", kWriteTimeout.count()));
+  if (auto [ec, n] = std::get<0>(written); ec) co_return fail("connection to the other host lost: " + ec.message());
   co_return Result<>{};
 }
 
