@@ -236,6 +236,44 @@ TEST_P(FaultMatrix, ExactlyOneCopyRunsAndBothHostsTellTheTruth) {
   for (const auto& l : source_console->lines()) EXPECT_EQ(l.find("CORRUPT"), std::string::npos) << l;
 }
 
+// The error state up close: the link breaks between the commit and the
+// acknowledgement. The source keeps its copy paused with FLAGS e and refuses
+// to guess — a cancel is refused while the target cannot be asked — and once
+// the link is back the hosts settle on their own: the copy that was committed
+// runs, the stale one is removed.
+class ErrorState : public FaultMatrix {};
+
+TEST_P(ErrorState, TheSourceWaitsForTheTargetThenReconcilesByItself) {
+  std::atomic<pid_t> ldm_pid{0};
+  auto migration = a_->ldm_async({"migrate-domain", "-c", "ldg1", NamespacePair::address_b}, ldm_pid);
+  ASSERT_TRUE(reach_the_moment());
+  namespaces_.set_link(false);
+  auto result = migration.get();
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.err.find("the handoff of LDom ldg1 to hostB was not acknowledged, so the domain is kept paused "
+                            "here in the error state"),
+            std::string::npos)
+      << result.err;
+  auto on_a = a_->record("ldg1");
+  EXPECT_EQ(on_a["flags"], "-n---e");
+  auto cancel = a_->ldm({"cancel-operation", "migration", "ldg1"});
+  EXPECT_NE(cancel.exit_code, 0);
+  EXPECT_NE(cancel.err.find("Cannot ask hostB whether it runs LDom ldg1, so the copy here stays paused in the error "
+                            "state"),
+            std::string::npos)
+      << cancel.err;
+  EXPECT_EQ(a_->record("ldg1")["flags"], "-n---e");
+  namespaces_.set_link(true);
+  ASSERT_TRUE(eventually([&] { return a_->record("ldg1").empty(); }, 60s)) << "the source did not reconcile";
+  EXPECT_NE(a_->log().find("migration of ldg1: reconciled with the target"), std::string::npos);
+  auto on_b = b_->record("ldg1");
+  EXPECT_EQ(on_b["state"], "active");
+  EXPECT_EQ(on_b["flags"], "-n----");
+}
+
+INSTANTIATE_TEST_SUITE_P(CommitAckCut, ErrorState, ::testing::Values(kCells[3]),
+                         [](const auto& cell) { return std::string(cell.param.name); });
+
 INSTANTIATE_TEST_SUITE_P(Cells, FaultMatrix, ::testing::ValuesIn(kCells),
                          [](const auto& cell) { return std::string(cell.param.name); });
 
