@@ -62,7 +62,7 @@ int run_migration(protocol::Request request) {
       return 1;
     }
     request.args["password"] = std::move(*password);
-    cli::wipe(*password);
+    wipe(*password);
   }
   std::atomic<bool> done{false};
   // SIGINT and SIGTERM cancel the migration in ldmd (the original's "interrupted
@@ -106,7 +106,7 @@ int run_migration(protocol::Request request) {
     });
   }
   auto reply = cli::call(cli::socket_path(), request, std::chrono::hours(1));
-  if (request.args.contains("password")) cli::wipe(request.args["password"].get_ref<std::string&>());
+  if (request.args.contains("password")) wipe(request.args["password"].get_ref<std::string&>());
   done = true;
   if (progress.joinable()) progress.join();
   pthread_kill(watcher.native_handle(), SIGUSR1);

@@ -13,11 +13,6 @@
 
 namespace ldm::cli {
 
-void wipe(std::string& secret) {
-  if (!secret.empty()) OPENSSL_cleanse(secret.data(), secret.size());
-  secret.clear();
-}
-
 Result<std::string> password_from_text(const std::string& text, const std::string& path) {
   std::string line = text.substr(0, text.find('\n'));
   if (!line.empty() && line.back() == '\r') line.pop_back();

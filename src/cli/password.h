@@ -6,6 +6,7 @@
 #include <string>
 
 #include "base/result.h"
+#include "base/secret.h"
 
 namespace ldm::cli {
 
@@ -23,8 +24,5 @@ Result<std::string> prompt_password(const std::string& prompt);
 
 // The invoking user's name (user@ defaults to it).
 std::string invoking_user();
-
-// Overwrites a secret before its memory is released.
-void wipe(std::string& secret);
 
 }  // namespace ldm::cli

@@ -36,11 +36,6 @@ void AuthLimiter::failed(const std::string& peer, Clock::time_point now) {
 
 void AuthLimiter::succeeded(const std::string& peer) { records_.erase(peer); }
 
-void wipe(std::string& secret) {
-  if (!secret.empty()) OPENSSL_cleanse(secret.data(), secret.size());
-  secret.clear();
-}
-
 namespace {
 
 // PAM asks; we answer every hidden prompt with the password and nothing else.

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "base/result.h"
+#include "base/secret.h"
 
 namespace ldm::daemon {
 
@@ -45,8 +46,5 @@ class AuthLimiter {
 // guess (a right password for a user without admin rights is not).
 Result<> authenticate_user(const std::string& service, const std::string& user, std::string& password,
                            const std::string& host, bool& password_right);
-
-// Overwrites a secret so that it outlives its use in no copy we own.
-void wipe(std::string& secret);
 
 }  // namespace ldm::daemon

@@ -173,6 +173,17 @@ class Daemon {
   std::set<std::string> fault_points_;
   int fault_seconds_ = 30;
   std::set<std::string> committing_, reconciling_;
+  // Membership of `name` in one of those sets for as long as a step runs.
+  struct ScopedMember {
+    ScopedMember(std::set<std::string>& set, std::string name) : set_(set), name_(std::move(name)) { set_.insert(name_); }
+    ~ScopedMember() { set_.erase(name_); }
+    ScopedMember(const ScopedMember&) = delete;
+    ScopedMember& operator=(const ScopedMember&) = delete;
+
+   private:
+    std::set<std::string>& set_;
+    std::string name_;
+  };
   std::optional<asio::ip::address> listen_address_;  // outgoing connections start from it
   std::shared_ptr<asio::ssl::context> server_tls_, client_tls_;
 };

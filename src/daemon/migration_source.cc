@@ -7,8 +7,6 @@
 // the target resumes and acknowledges, and only then the source destroys its
 // copy. Each step is recorded in the store before it is acted on.
 #include <chrono>
-#include <fstream>
-#include <set>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -322,9 +320,7 @@ std::string Daemon::judge_target(protocol::TlsStream& stream, const std::string&
   std::string fingerprint = protocol::peer_fingerprint(stream);
   if (trust == PeerTrust::Recovery) {
     // Pinned earlier, or refused: recovery never trusts a new certificate.
-    std::ifstream pinned(tls_.known_hosts);
-    for (std::string h, f; pinned >> h >> f;)
-      if (h == host && f == fingerprint) return "";
+    if (!fingerprint.empty() && protocol::remembered_fingerprint(tls_, host) == fingerprint) return "";
     return fmt::format("The certificate of {} is neither trusted nor known here ({})", host, untrusted);
   }
   auto known = protocol::check_known_host(tls_, host, fingerprint);
@@ -395,12 +391,7 @@ awaitable<Response> Daemon::recover_source(const std::string& name, bool force) 
   if (reconciling_.contains(name))
     co_return Response::failure(Error(fmt::format(
         "LDom {} is being reconciled with {} right now; look at 'ldm list' again in a moment", name, d->migration.peer)));
-  reconciling_.insert(name);
-  struct Done {
-    std::set<std::string>& set;
-    std::string name;
-    ~Done() { set.erase(name); }
-  } reconciled_on_exit{reconciling_, name};
+  ScopedMember reconciling{reconciling_, name};
   std::string uuid = d->uuid, peer = d->migration.peer, address = d->migration.address;
   // Ask the target whether it runs the domain; resume here only if it does not.
   std::string verdict;

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
-#include <set>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -402,12 +401,7 @@ awaitable<Result<>> Daemon::commit_incoming(const std::string& name) {
   const model::Domain* d = model_.find(name);
   if (!d || d->migration.role != "target") co_return fail(msg::domain_not_found(name));
   // While this runs, a recovering source's question gets "undecided".
-  committing_.insert(name);
-  struct Done {
-    std::set<std::string>& set;
-    std::string name;
-    ~Done() { set.erase(name); }
-  } done{committing_, name};
+  ScopedMember committing{committing_, name};
   bool active = d->runtime.pid > 0;
   if (active) {
     auto qmp = monitors_.contains(d->uuid) ? monitors_[d->uuid] : nullptr;

@@ -280,16 +280,21 @@ std::string peer_fingerprint(asio::ssl::stream<asio::ip::tcp::socket>& stream) {
   return out;
 }
 
-Result<KnownHost> check_known_host(const TlsPaths& paths, const std::string& host, const std::string& fingerprint) {
-  if (fingerprint.empty()) return fail(fmt::format("{} presented no certificate", host));
+std::string remembered_fingerprint(const TlsPaths& paths, const std::string& host) {
   std::ifstream in(paths.known_hosts);
   std::string line;
   while (std::getline(in, line)) {
     std::istringstream fields(line);
     std::string name, print;
-    if (!(fields >> name >> print) || name != host) continue;
-    return print == fingerprint ? KnownHost::Matches : KnownHost::Changed;
+    if (fields >> name >> print && name == host) return print;
   }
+  return "";
+}
+
+Result<KnownHost> check_known_host(const TlsPaths& paths, const std::string& host, const std::string& fingerprint) {
+  if (fingerprint.empty()) return fail(fmt::format("{} presented no certificate", host));
+  if (std::string known = remembered_fingerprint(paths, host); !known.empty())
+    return known == fingerprint ? KnownHost::Matches : KnownHost::Changed;
   std::ofstream out(paths.known_hosts, std::ios::app);
   out << host << ' ' << fingerprint << '\n';
   if (!out) return fail(fmt::format("cannot write {}: {}", paths.known_hosts, std::strerror(errno)));

@@ -74,6 +74,8 @@ std::string peer_fingerprint(asio::ssl::stream<asio::ip::tcp::socket>& stream);
 // Password mode's trust on first use: the target's fingerprint is compared
 // with the one remembered for `host` in STATE/known-hosts, or remembered.
 enum class KnownHost { Matches, Added, Changed };
+// The fingerprint remembered for `host`, or "" when there is none.
+std::string remembered_fingerprint(const TlsPaths& paths, const std::string& host);
 Result<KnownHost> check_known_host(const TlsPaths& paths, const std::string& host, const std::string& fingerprint);
 
 }  // namespace ldm::protocol

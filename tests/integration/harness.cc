@@ -260,6 +260,14 @@ std::string Host::log() const {
   return s.str();
 }
 
+std::string Host::log_excerpt(size_t max_chars) const {
+  std::istringstream lines(log());
+  std::string kept;
+  for (std::string line; std::getline(lines, line);)
+    if (line.find("debug request") == std::string::npos) kept += line + "\n";
+  return kept.substr(kept.size() > max_chars ? kept.size() - max_chars : 0);
+}
+
 // ---- Console -----------------------------------------------------------------
 
 Console::Console(const std::string& address, int port, const std::string& netns) {
@@ -358,23 +366,30 @@ bool eventually(const std::function<bool()>& check, std::chrono::milliseconds ti
 
 namespace ldm::itest {
 
+HostOptions host_options(const std::string& name, const std::string& address, const std::string& netns) {
+  HostOptions o;
+  o.name = name;
+  o.listen = address + ":6482";
+  o.console_address = address;
+  o.netns = netns;
+  return o;
+}
+
+void start_pair(Host& a, Host& b) {
+  a.start();
+  b.start();
+  a.trust(b);
+  b.trust(a);
+  for (Host* h : {&a, &b}) h->ok({"add-vcc", "port-range=5000-5099", "primary-vcc0", "primary"});
+}
+
 HostPair::HostPair(std::vector<std::string> a_args, std::vector<std::string> b_args) {
-  HostOptions a, b;
-  a.name = "hostA";
-  b.name = "hostB";
-  a.listen = std::string(kAddressA) + ":6482";
-  a.console_address = kAddressA;
-  b.listen = std::string(kAddressB) + ":6482";
-  b.console_address = kAddressB;
+  HostOptions a = host_options("hostA", kAddressA), b = host_options("hostB", kAddressB);
   a.extra_args = std::move(a_args);
   b.extra_args = std::move(b_args);
   A = std::make_unique<Host>(dir.path(), a);
   B = std::make_unique<Host>(dir.path(), b);
-  A->start();
-  B->start();
-  A->trust(*B);
-  B->trust(*A);
-  for (Host* h : {A.get(), B.get()}) h->ok({"add-vcc", "port-range=5000-5099", "primary-vcc0", "primary"});
+  start_pair(*A, *B);
 }
 
 std::unique_ptr<Console> HostPair::console(const Host& h, const std::string& domain) const {

@@ -92,6 +92,8 @@ class Host {
 
   std::vector<pid_t> qemu_pids() const;  // from its state directory
   std::string log() const;               // ldmd's stderr so far
+  // The end of that log without the request lines, for a failed test's output.
+  std::string log_excerpt(size_t max_chars = 8000) const;
   void forget_link(const std::string& name) { links_.push_back(name); }
 
   const HostOptions& options() const { return options_; }
@@ -132,6 +134,13 @@ class Console {
   std::vector<std::chrono::steady_clock::time_point> times_;
   size_t consumed_ = 0;
 };
+
+// Options for a host named `name` that listens (port 6482) and serves consoles
+// on `address`, optionally inside network namespace `netns`.
+HostOptions host_options(const std::string& name, const std::string& address, const std::string& netns = "");
+// Starts both hosts, makes each trust the other and gives each a vcc
+// (ports 5000-5099): two hosts ready to migrate between.
+void start_pair(Host& a, Host& b);
 
 // Two hosts on loopback addresses that trust each other, each with a vcc
 // (ports 5000-5099); extra ldmd arguments per host.

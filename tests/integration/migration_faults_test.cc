@@ -13,7 +13,6 @@
 // `ldm ls` true on both hosts.
 #include <csignal>
 #include <fstream>
-#include <sstream>
 #include <future>
 #include <iostream>
 #include <string>
@@ -69,15 +68,8 @@ class FaultMatrix : public ::testing::TestWithParam<Cell> {
  protected:
   void SetUp() override {
     const Cell& cell = GetParam();
-    HostOptions a, b;
-    a.name = "hostA";
-    b.name = "hostB";
-    a.netns = namespaces_.a();
-    b.netns = namespaces_.b();
-    a.listen = std::string(NamespacePair::address_a) + ":6482";
-    b.listen = std::string(NamespacePair::address_b) + ":6482";
-    a.console_address = NamespacePair::address_a;
-    b.console_address = NamespacePair::address_b;
+    HostOptions a = host_options("hostA", NamespacePair::address_a, namespaces_.a());
+    HostOptions b = host_options("hostB", NamespacePair::address_b, namespaces_.b());
     std::string point = fault_point(cell.when);
     if (!point.empty()) {
       HostOptions& holder = cell.when == When::CommitAck ? b : a;
@@ -85,11 +77,7 @@ class FaultMatrix : public ::testing::TestWithParam<Cell> {
     }
     a_ = std::make_unique<Host>(dir_.path(), a);
     b_ = std::make_unique<Host>(dir_.path(), b);
-    a_->start();
-    b_->start();
-    a_->trust(*b_);
-    b_->trust(*a_);
-    for (Host* h : {a_.get(), b_.get()}) h->ok({"add-vcc", "port-range=5000-5099", "primary-vcc0", "primary"});
+    start_pair(*a_, *b_);
     a_->ok({"add-domain", "vcpus=1", "memory=128M", "kernel=" + test_guest(), "cmdline=hb=20 dirty=32M rate=4000",
             "ldg1"});
     a_->ok({"bind", "ldg1"});
@@ -98,14 +86,8 @@ class FaultMatrix : public ::testing::TestWithParam<Cell> {
 
   void TearDown() override {
     if (!HasFailure()) return;
-    for (const Host* h : {a_.get(), b_.get()}) {
-      std::istringstream lines(h->log());
-      std::string log;
-      for (std::string line; std::getline(lines, line);)
-        if (line.find("debug request") == std::string::npos) log += line + "\n";
-      std::cerr << "---- end of " << h->options().name << "'s log (requests left out) ----\n"
-                << log.substr(log.size() > 8000 ? log.size() - 8000 : 0) << "\n";
-    }
+    for (const Host* h : {a_.get(), b_.get()})
+      std::cerr << "---- end of " << h->options().name << "'s log (requests left out) ----\n" << h->log_excerpt() << "\n";
   }
 
   Host& host_with_point() { return GetParam().when == When::CommitAck ? *b_ : *a_; }

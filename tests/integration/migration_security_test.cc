@@ -22,6 +22,7 @@
 #include <gtest/gtest.h>
 
 #include "integration/harness.h"
+#include "protocol/frame.h"
 #include "protocol/tls.h"
 
 namespace ldm::itest {
@@ -60,11 +61,8 @@ class MigrationSecurity : public ::testing::Test {
   void SetUp() override { pair_ = std::make_unique<HostPair>(a_args_, b_args_); }
   void TearDown() override {
     if (!HasFailure()) return;
-    for (const Host* h : {&A(), &B()}) {
-      std::string log = h->log();
-      std::cerr << "---- end of " << h->options().name << "'s log ----\n"
-                << log.substr(log.size() > 4000 ? log.size() - 4000 : 0) << "\n";
-    }
+    for (const Host* h : {&A(), &B()})
+      std::cerr << "---- end of " << h->options().name << "'s log (requests left out) ----\n" << h->log_excerpt() << "\n";
   }
 
   // A bound guest on A: enough for every check that matters here.
@@ -312,10 +310,8 @@ CommandResult s_client(const Host& as, const std::vector<std::string>& options, 
 }
 
 std::string frame(const std::string& payload) {
-  uint32_t n = static_cast<uint32_t>(payload.size());
-  std::string out = {static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8),
-                     static_cast<char>(n)};
-  return out + payload;
+  auto header = protocol::encode_length(static_cast<uint32_t>(payload.size()));
+  return std::string(header.begin(), header.end()) + payload;
 }
 
 TEST_F(MigrationSecurity, TlsIsModernOnly) {

@@ -18,27 +18,17 @@ enum class Topology { Loopback, Namespaces };
 class Migration : public ::testing::TestWithParam<Topology> {
  protected:
   void SetUp() override {
-    HostOptions a, b;
-    a.name = "hostA";
-    b.name = "hostB";
+    std::string netns_a, netns_b;
     if (GetParam() == Topology::Namespaces) {
       namespaces_ = std::make_unique<NamespacePair>();
-      a.netns = namespaces_->a();
-      b.netns = namespaces_->b();
+      netns_a = namespaces_->a();
+      netns_b = namespaces_->b();
       address_a_ = NamespacePair::address_a;
       address_b_ = NamespacePair::address_b;
     }
-    a.listen = address_a_ + ":6482";
-    a.console_address = address_a_;
-    b.listen = address_b_ + ":6482";
-    b.console_address = address_b_;
-    a_ = std::make_unique<Host>(dir_.path(), a);
-    b_ = std::make_unique<Host>(dir_.path(), b);
-    a_->start();
-    b_->start();
-    a_->trust(*b_);
-    b_->trust(*a_);
-    for (Host* h : {a_.get(), b_.get()}) h->ok({"add-vcc", "port-range=5000-5099", "primary-vcc0", "primary"});
+    a_ = std::make_unique<Host>(dir_.path(), host_options("hostA", address_a_, netns_a));
+    b_ = std::make_unique<Host>(dir_.path(), host_options("hostB", address_b_, netns_b));
+    start_pair(*a_, *b_);
   }
 
   void define_guest(const std::string& name, const std::string& cmdline = "hb=20 dirty=32M rate=4000",
