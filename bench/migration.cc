@@ -34,7 +34,7 @@ namespace {
 
 struct Outcome {
   bool finished = false;
-  double total_ms = 0, downtime_ms = 0, switch_ms = 0, first_byte_ms = 0;
+  double total_ms = 0, downtime_ms = 0, switch_ms = 0, first_byte_ms = 0, qemu_total_ms = 0;
   double bytes = 0;
   bool corrupt = false, continued = false;
   std::string note;
@@ -81,11 +81,14 @@ double switch_gap_ms(const Console& source, const Console* target) {
 
 std::string guest_cmdline(bool dirty) { return dirty ? "hb=10 dirty=64M rate=max" : "hb=10"; }
 
-// Watches both consoles while `work` runs in another thread.
-void watch(Console& source, std::function<Console*()> target_console, const std::function<void()>& work) {
+// Watches both consoles while `work` runs in another thread, and for a while
+// after; returns when the work ended (the settle is not part of any total).
+Clock::time_point watch(Console& source, std::function<Console*()> target_console, const std::function<void()>& work) {
   std::atomic<bool> done{false};
+  Clock::time_point ended;
   std::thread t([&] {
     work();
+    ended = Clock::now();
     done = true;
   });
   Console* target = nullptr;
@@ -101,6 +104,7 @@ void watch(Console& source, std::function<Console*()> target_console, const std:
     source.drain(std::chrono::milliseconds(5));
     if (target) target->drain(std::chrono::milliseconds(5));
   }
+  return ended;
 }
 
 bool continued_on(const Console* target) {
@@ -113,7 +117,7 @@ bool continued_on(const Console* target) {
   return beats >= 5;
 }
 
-Outcome run_ldm(const std::string& memory, bool dirty, bool verbose) {
+Outcome run_ldm(const std::string& memory, bool dirty, bool verbose, bool show_logs = false) {
   TempDir dir;
   HostOptions a, b;
   a.name = "hostA";
@@ -141,7 +145,7 @@ Outcome run_ldm(const std::string& memory, bool dirty, bool verbose) {
   std::unique_ptr<Console> target;
   CommandResult result;
   auto start = Clock::now();
-  watch(
+  auto ended = watch(
       source,
       [&]() -> Console* {
         if (!target) {
@@ -152,7 +156,7 @@ Outcome run_ldm(const std::string& memory, bool dirty, bool verbose) {
       },
       [&] { result = ha.ldm({"migrate-domain", "-c", "--json", "ldg1", "127.0.0.3"}); });
   Outcome o;
-  o.total_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  o.total_ms = std::chrono::duration<double, std::milli>(ended - start).count();
   o.finished = result.exit_code == 0;
   if (!o.finished) {
     o.note = result.err;
@@ -162,10 +166,18 @@ Outcome run_ldm(const std::string& memory, bool dirty, bool verbose) {
   if (!summary.is_discarded()) {
     o.first_byte_ms = summary.value("first_byte_ms", 0.0);
     o.bytes = summary.value("bytes", 0.0);
+    o.qemu_total_ms = summary.value("qemu_total_ms", 0.0);
   }
   o.downtime_ms = largest_gap_ms({&source, target.get()}, o.corrupt);
   o.switch_ms = switch_gap_ms(source, target.get());
   o.continued = continued_on(target.get());
+  if (show_logs)
+    for (Host* h : {&ha, &hb}) {
+      std::istringstream lines(h->log());
+      for (std::string l; std::getline(lines, l);)
+        if (l.find("request") == std::string::npos)
+          fmt::print(stderr, "{}\n", l);
+    }
   if (verbose) {
     fmt::print("\n$ ldm migrate-domain -c ldg1 127.0.0.3     (on hostA)\n");
     fmt::print("hostA:\n{}hostB:\n{}", ha.ok({"ls"}), hb.ok({"ls"}));
@@ -211,13 +223,13 @@ Outcome run_baseline(const std::string& memory, bool dirty) {
   Outcome o;
   json last;
   Clock::time_point migrate_issued = start;
-  watch(
+  auto ended = watch(
       source, [&]() -> Console* { return &target; },
       [&] {
         migrate_issued = Clock::now();
         src.execute("migrate", {{"uri", fmt::format("tcp:127.0.0.1:{}", mig_port)}});
         for (;;) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));  // as often as ldmd asks
           last = src.execute("query-migrate")["return"];
           std::string status = last.value("status", "");
           if (status == "completed" || status == "failed") break;
@@ -229,9 +241,10 @@ Outcome run_baseline(const std::string& memory, bool dirty) {
         }
       });
   o.finished = last.value("status", "") == "completed";
-  o.total_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  o.total_ms = std::chrono::duration<double, std::milli>(ended - start).count();
   o.first_byte_ms = std::chrono::duration<double, std::milli>(migrate_issued - start).count() + last.value("setup-time", 0.0);
   if (last.contains("ram")) o.bytes = last["ram"].value("transferred", 0.0);
+  o.qemu_total_ms = last.value("total-time", 0.0);
   if (o.finished) {
     o.downtime_ms = largest_gap_ms({&source, &target}, o.corrupt);
     o.switch_ms = switch_gap_ms(source, &target);
@@ -255,12 +268,22 @@ std::string ratio(const Outcome& a, const Outcome& b, double va, double vb) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string output;
-  bool demo = false;
+  std::string output, only;
+  bool demo = false, show_logs = false;
+  int repeat = 1;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--output" && i + 1 < argc) output = argv[++i];
-    if (a == "--demo") demo = true;
+    else if (a == "--only" && i + 1 < argc) only = argv[++i];
+    else if (a == "--repeat" && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--logs") show_logs = true;
+    else if (a == "--demo") demo = true;
+    else {
+      fmt::print(stderr,
+                 "usage: migration [--output FILE] [--only 256M-idle|256M-dirty|1G-idle|1G-dirty] [--repeat N] "
+                 "[--logs] | --demo\n");
+      return 2;
+    }
   }
   if (demo) {
     fmt::print("== two hosts on this machine: hostA (127.0.0.2) and hostB (127.0.0.3), certificates exchanged\n");
@@ -284,11 +307,15 @@ int main(int argc, char** argv) {
       "baseline switch gap | ldm bytes | baseline bytes | ldm first byte | baseline first byte | heartbeat continued, "
       "no CORRUPT |\n"
       "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+  for (int round = 0; round < repeat; ++round)
   for (std::string memory : {"256M", "1G"}) {
     for (bool dirty : {false, true}) {
+      if (!only.empty() && only != memory + (dirty ? "-dirty" : "-idle")) continue;
       fmt::print(stderr, "running {} {} ...\n", memory, dirty ? "dirty 64 MiB" : "idle");
-      Outcome l = run_ldm(memory, dirty, false);
+      Outcome l = run_ldm(memory, dirty, false, show_logs);
       Outcome b = run_baseline(memory, dirty);
+      if (show_logs)
+        fmt::print(stderr, "QEMU's total-time: ldm {:.0f} ms, baseline {:.0f} ms\n", l.qemu_total_ms, b.qemu_total_ms);
       auto mib = [](const Outcome& o) { return o.finished ? fmt::format("{:.1f} MiB", o.bytes / 1048576.0) : std::string("-"); };
       auto ok = [](const Outcome& o) {
         return o.finished ? std::string(o.continued && !o.corrupt ? "yes" : "NO") : std::string("-");

@@ -369,6 +369,7 @@ awaitable<Result<json>> Daemon::prepare_incoming(const json& message, const std:
     for (const auto& [net, tap] : spec->taps) d->runtime.taps.push_back(tap);
     return {};
   });
+  spdlog::debug("migration: incoming QEMU for {} started (pid {})", name, *pid);
   auto client = co_await hypervisor::qemu::QmpClient::connect(spec->qmp_socket, 5s);
   if (!client) {
     co_await abandon_incoming(name);
@@ -378,6 +379,9 @@ awaitable<Result<json>> Daemon::prepare_incoming(const json& message, const std:
   monitors_[offered.uuid] = qmp;
   std::string uuid = offered.uuid;
   qmp->set_close_handler([this, name, uuid](const std::string& reason) { on_monitor_closed(name, uuid, reason); });
+  qmp->set_event_handler([name](const std::string& event, const json& data) {
+    spdlog::debug("incoming {}: QEMU event {} {}", name, event, data.dump());
+  });
   int port = free_port(local_address);
   // A named list, not a braced temporary: GCC 12 destroys the temporary of a
   // range-for twice when its body suspends.
@@ -393,6 +397,7 @@ awaitable<Result<json>> Daemon::prepare_incoming(const json& message, const std:
       co_return fail(fmt::format("the target could not prepare QEMU for {}: {}", name, r.error().text()));
     }
   }
+  spdlog::debug("migration: incoming QEMU for {} listens on {}:{}", name, local_address, port);
   co_return prepared_reply(local_address, port);
 }
 
@@ -417,6 +422,7 @@ awaitable<Result<>> Daemon::commit_incoming(const std::string& name) {
       co_await wait.async_wait(asio::use_awaitable);
     }
     if (status != "completed") co_return fail(fmt::format("the incoming stream for {} did not complete ({})", name, status));
+    spdlog::debug("migration: incoming stream for {} complete", name);
     // Journal the commit, then resume: a restart between the two finds a
     // committed domain and resumes it.
     auto j = mutate([&](model::HostModel& m) -> Result<> {
@@ -429,6 +435,7 @@ awaitable<Result<>> Daemon::commit_incoming(const std::string& name) {
       return {};
     });
     if (!j) co_return j;
+    spdlog::debug("migration: commit of {} journaled", name);
     auto cont = co_await qmp->execute("cont");
     if (!cont) co_return fail(fmt::format("the target could not resume {}: {}", name, cont.error().text()));
     spdlog::info("migration: {} resumed here", name);

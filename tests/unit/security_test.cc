@@ -11,6 +11,10 @@
 #include "cli/password.h"
 #include "daemon/authentication.h"
 #include "protocol/frame.h"
+#include "protocol/tls.h"
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 namespace ldm {
 namespace {
@@ -135,6 +139,27 @@ TEST(PeerFrames, EveryMessageMustHaveItsShape) {
   EXPECT_EQ(refused(R"({"type":"error","messages":[1]})"), "peer sent an 'error' message whose messages are not strings");
   std::string long_password = R"({"type":"auth","user":"u","password":")" + std::string(257, 'x') + "\"}";
   EXPECT_EQ(refused(long_password.c_str()), "peer sent credentials longer than allowed");
+}
+
+// QEMU's TLS server generates DH parameters (slowly) when its directory has
+// none; ours carries the standard group, which QEMU must be able to read.
+TEST(QemuCredentials, CarryTheStandardDhGroupSoQemuNeedNotGenerateOne) {
+  char tmpl[] = "/tmp/ldm-unit-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  auto paths = protocol::TlsPaths::under(tmpl);
+  ASSERT_TRUE(protocol::ensure_host_certificate(paths, "hostA", {"127.0.0.2"}));
+  ASSERT_TRUE(protocol::write_qemu_credentials(paths));
+  std::ifstream in(paths.qemu_dir + "/dh-params.pem");
+  std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(pem.rfind("-----BEGIN DH PARAMETERS-----", 0), 0u) << pem;  // PKCS#3, what GnuTLS imports
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  EVP_PKEY* params = PEM_read_bio_Parameters(bio, nullptr);
+  ASSERT_NE(params, nullptr);
+  EXPECT_EQ(EVP_PKEY_get_base_id(params), EVP_PKEY_DH);
+  EXPECT_EQ(EVP_PKEY_get_bits(params), 2048);
+  EVP_PKEY_free(params);
+  BIO_free(bio);
+  std::filesystem::remove_all(tmpl);
 }
 
 }  // namespace
