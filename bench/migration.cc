@@ -42,7 +42,8 @@ struct Outcome {
 
 // Largest gap between consecutive heartbeat numbers, each taken at its earliest
 // arrival on any of the consoles.
-double largest_gap_ms(const std::vector<const Console*>& consoles, bool& corrupt) {
+double largest_gap_ms(const std::vector<const Console*>& consoles, bool& corrupt,
+                      Clock::time_point* gap_end = nullptr) {
   std::map<long, Clock::time_point> first_seen;
   for (const Console* c : consoles) {
     for (size_t i = 0; i < c->lines().size(); ++i) {
@@ -56,8 +57,11 @@ double largest_gap_ms(const std::vector<const Console*>& consoles, bool& corrupt
     }
   }
   double gap = 0;
-  for (auto it = first_seen.begin(); it != first_seen.end() && std::next(it) != first_seen.end(); ++it)
-    gap = std::max(gap, std::chrono::duration<double, std::milli>(std::next(it)->second - it->second).count());
+  for (auto it = first_seen.begin(); it != first_seen.end() && std::next(it) != first_seen.end(); ++it) {
+    double g = std::chrono::duration<double, std::milli>(std::next(it)->second - it->second).count();
+    if (g > gap && gap_end) *gap_end = std::next(it)->second;
+    gap = std::max(gap, g);
+  }
   return gap;
 }
 
@@ -83,27 +87,34 @@ std::string guest_cmdline(bool dirty) { return dirty ? "hb=10 dirty=64M rate=max
 
 // Watches both consoles while `work` runs in another thread, and for a while
 // after; returns when the work ended (the settle is not part of any total).
+// Each console is read by a thread of its own, so that a heartbeat is stamped
+// when it arrives, not when this loop finds time (finding the target's
+// console runs `ldm list`, which takes a while).
 Clock::time_point watch(Console& source, std::function<Console*()> target_console, const std::function<void()>& work) {
-  std::atomic<bool> done{false};
+  std::atomic<bool> done{false}, stop{false};
   Clock::time_point ended;
-  std::thread t([&] {
+  std::thread worker([&] {
     work();
     ended = Clock::now();
     done = true;
   });
+  std::thread source_reader([&] {
+    while (!stop) source.drain(std::chrono::milliseconds(5));
+  });
   Console* target = nullptr;
-  while (!done) {
-    source.drain(std::chrono::milliseconds(5));
-    if (!target) target = target_console();
-    if (target) target->drain(std::chrono::milliseconds(5));
+  while (!target && !done) {
+    target = target_console();
+    if (!target) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  t.join();
   if (!target) target = target_console();
-  auto settle = Clock::now() + std::chrono::milliseconds(800);
-  while (Clock::now() < settle) {
-    source.drain(std::chrono::milliseconds(5));
-    if (target) target->drain(std::chrono::milliseconds(5));
-  }
+  std::thread target_reader([&] {
+    while (target && !stop) target->drain(std::chrono::milliseconds(5));
+  });
+  worker.join();
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  stop = true;
+  source_reader.join();
+  target_reader.join();
   return ended;
 }
 
@@ -168,9 +179,13 @@ Outcome run_ldm(const std::string& memory, bool dirty, bool verbose, bool show_l
     o.bytes = summary.value("bytes", 0.0);
     o.qemu_total_ms = summary.value("qemu_total_ms", 0.0);
   }
-  o.downtime_ms = largest_gap_ms({&source, target.get()}, o.corrupt);
+  Clock::time_point gap_end;
+  o.downtime_ms = largest_gap_ms({&source, target.get()}, o.corrupt, &gap_end);
   o.switch_ms = switch_gap_ms(source, target.get());
   o.continued = continued_on(target.get());
+  if (show_logs)
+    fmt::print(stderr, "largest gap {:.0f} ms, ending {:.0f} ms after the command started\n", o.downtime_ms,
+               std::chrono::duration<double, std::milli>(gap_end - start).count());
   if (show_logs)
     for (Host* h : {&ha, &hb}) {
       std::istringstream lines(h->log());
@@ -219,6 +234,7 @@ Outcome run_baseline(const std::string& memory, bool dirty) {
   // the clock starts before the target QEMU is launched.
   auto start = Clock::now();
   qemu("dst", dst_port, true);
+  BlockingQmp dst(dir.path() + "/dst.qmp");
   Console target("127.0.0.1", dst_port);
   Outcome o;
   json last;
@@ -232,7 +248,15 @@ Outcome run_baseline(const std::string& memory, bool dirty) {
           std::this_thread::sleep_for(std::chrono::milliseconds(10));  // as often as ldmd asks
           last = src.execute("query-migrate")["return"];
           std::string status = last.value("status", "");
-          if (status == "completed" || status == "failed") break;
+          if (status == "failed") break;
+          if (status == "completed") {
+            // Done when the guest runs on the target, as for ldm (whose
+            // command returns after the target resumed it).
+            while (dst.execute("query-status")["return"].value("status", "") != "running" &&
+                   Clock::now() - start < std::chrono::seconds(30))
+              std::this_thread::sleep_for(std::chrono::milliseconds(2));
+            break;
+          }
           if (Clock::now() - start > std::chrono::seconds(30)) {
             src.execute("migrate_cancel");
             o.note = "did not converge in 30 s (cancelled)";

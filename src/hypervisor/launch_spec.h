@@ -31,6 +31,7 @@ struct LaunchSpec {
   std::map<std::string, std::string> taps;   // vnet name -> tap device
   bool incoming = false;                      // wait for a migration stream (-incoming defer)
   bool paused = false;                        // start with the vCPUs stopped (-S)
+  int prealloc_threads = 1;                   // threads QEMU allocates the guest's memory with at start
 };
 
 }  // namespace ldm::hypervisor

@@ -65,6 +65,20 @@ TEST(QemuCommandLine, TcgRamIsPaddedSoDirtyTrackingUsesThePerPagePath) {
   EXPECT_EQ(m(command_line(s)), "524288K");
 }
 
+TEST(QemuCommandLine, GuestMemoryIsAllocatedInFullAtStart) {
+  LaunchSpec s = spec();
+  s.accel = Accelerator::Tcg;
+  s.prealloc_threads = 2;
+  auto text = joined(command_line(s));
+  EXPECT_NE(text.find("memory-backend-ram,id=ram0,size=536879104,prealloc=on,prealloc-threads=2"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("-machine\nmemory-backend=ram0"), std::string::npos);
+  s.domain.memory[0].page_size = 2 * MiB;  // a hugepage block is never padded: its size is whole pages
+  text = joined(command_line(s));
+  EXPECT_NE(text.find("-m\n524288K"), std::string::npos) << text;
+  EXPECT_NE(text.find("size=536870912,mem-path=/dev/hugepages,share=off,prealloc=on"), std::string::npos) << text;
+}
+
 TEST(QemuCommandLine, CpuModelFollowsCpuArch) {
   EXPECT_EQ(cpu_model("native", Accelerator::Kvm), "host");
   EXPECT_EQ(cpu_model("native", Accelerator::Tcg), "max");

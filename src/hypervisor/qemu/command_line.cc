@@ -1,5 +1,7 @@
 #include "hypervisor/qemu/command_line.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "base/size.h"
@@ -19,8 +21,14 @@ std::vector<std::string> command_line(const LaunchSpec& spec) {
                                 "-machine", spec.machine + (spec.accel == Accelerator::Kvm ? ",accel=kvm" : ",accel=tcg"),
                                 "-cpu", cpu_model(d.cpu_arch, spec.accel), "-smp", std::to_string(d.vcpus)};
 
-  // Memory: one backend for the main RAM so hugepage-backed domains get the
-  // page size they were bound with.
+  // Memory: one backend for the main RAM, allocated in full at start. Bound
+  // memory is the domain's (LDoms reserves it; so do we), and memory never
+  // touched would otherwise be allocated and zeroed by the host kernel while
+  // the migration stream reads it on the source and writes it on the target:
+  // measured on this machine, that made an idle 256 MiB guest's stream 2-4x
+  // slower and left the target 80-100 ms behind at the switchover
+  // (bench/results/migration.md). Hugepage-backed domains get the page size
+  // they were bound with.
   uint64_t size = d.memory_size();
   uint64_t page = d.memory.empty() ? 4096 : d.memory.front().page_size;
   // Under TCG, QEMU 7.2 syncs the dirty bitmap of a RAM block whose length is a
@@ -28,15 +36,18 @@ std::vector<std::string> command_line(const LaunchSpec& spec) {
   // tracking, so writes to a page whose TLB entry stays hot are lost to the
   // migration (measured: the guest's stack page differed after migration).
   // 8 KiB more makes the block unaligned and QEMU takes the per-page path,
-  // which re-arms tracking. KVM tracks dirty pages in hardware and needs none.
-  uint64_t qemu_ram = spec.accel == Accelerator::Tcg ? size + kTcgRamPadding : size;
-  a.insert(a.end(), {"-m", fmt::format("{}K", qemu_ram / KiB)});
+  // which re-arms tracking. KVM tracks dirty pages in hardware and needs none;
+  // a hugepage backend cannot be padded (its size is a multiple of the page).
+  uint64_t qemu_ram = spec.accel == Accelerator::Tcg && page <= 4096 ? size + kTcgRamPadding : size;
+  std::string backend;
   if (page > 4096) {
     std::string path = page >= GiB ? "/dev/hugepages1G" : "/dev/hugepages";
-    a.insert(a.end(), {"-object", fmt::format("memory-backend-file,id=ram0,size={},mem-path={},prealloc=on,share=off",
-                                              size, path),
-                       "-machine", "memory-backend=ram0"});
+    backend = fmt::format("memory-backend-file,id=ram0,size={},mem-path={},share=off", qemu_ram, path);
+  } else {
+    backend = fmt::format("memory-backend-ram,id=ram0,size={}", qemu_ram);
   }
+  backend += fmt::format(",prealloc=on,prealloc-threads={}", std::max(1, spec.prealloc_threads));
+  a.insert(a.end(), {"-m", fmt::format("{}K", qemu_ram / KiB), "-object", backend, "-machine", "memory-backend=ram0"});
 
   if (!d.kernel.empty()) a.insert(a.end(), {"-kernel", d.kernel});
   if (!d.initrd.empty()) a.insert(a.end(), {"-initrd", d.initrd});
