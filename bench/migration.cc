@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -20,6 +21,7 @@
 #include <sstream>
 #include <thread>
 
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -184,8 +186,10 @@ Outcome run_ldm(const std::string& memory, bool dirty, bool verbose, bool show_l
   o.switch_ms = switch_gap_ms(source, target.get());
   o.continued = continued_on(target.get());
   if (show_logs)
-    fmt::print(stderr, "largest gap {:.0f} ms, ending {:.0f} ms after the command started\n", o.downtime_ms,
-               std::chrono::duration<double, std::milli>(gap_end - start).count());
+    fmt::print(stderr, "largest gap {:.0f} ms, ending {:.0f} ms after the command started ({:%H:%M:%S})\n",
+               o.downtime_ms, std::chrono::duration<double, std::milli>(gap_end - start).count(),
+               std::chrono::time_point_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now() - (Clock::now() - gap_end)));
   if (show_logs)
     for (Host* h : {&ha, &hb}) {
       std::istringstream lines(h->log());
@@ -326,33 +330,74 @@ int main(int argc, char** argv) {
     return o.continued && !o.corrupt ? 0 : 1;
   }
 
-  std::string table =
+  const std::string header =
       "| guest | workload | ldm total | baseline total | ratio | ldm downtime | baseline downtime | ratio | ldm switch gap | "
       "baseline switch gap | ldm bytes | baseline bytes | ldm first byte | baseline first byte | heartbeat continued, "
       "no CORRUPT |\n"
       "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
-  for (int round = 0; round < repeat; ++round)
+  auto row = [](const std::string& memory, bool dirty, const Outcome& l, const Outcome& b, const std::string& ok_text) {
+    auto mib = [](const Outcome& o) { return o.finished ? fmt::format("{:.1f} MiB", o.bytes / 1048576.0) : std::string("-"); };
+    return fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}{} |\n", memory,
+                       dirty ? "dirtying 64 MiB (rate=max)" : "idle", cell(l, l.total_ms, "ms"),
+                       b.finished ? cell(b, b.total_ms, "ms") : b.note, ratio(l, b, l.total_ms, b.total_ms),
+                       cell(l, l.downtime_ms, "ms"), cell(b, b.downtime_ms, "ms"), ratio(l, b, l.downtime_ms, b.downtime_ms),
+                       cell(l, l.switch_ms, "ms"), cell(b, b.switch_ms, "ms"), mib(l), mib(b), cell(l, l.first_byte_ms, "ms"),
+                       cell(b, b.first_byte_ms, "ms"), ok_text, l.finished ? "" : " (ldm failed: " + l.note + ")");
+  };
+  auto ok = [](const Outcome& o) { return o.finished ? std::string(o.continued && !o.corrupt ? "yes" : "NO") : std::string("-"); };
+  // Each case runs `repeat` times, ldm and the baseline back to back; the
+  // summary takes the median of each figure (this machine is noisy).
+  std::string runs = header, summary = header;
   for (std::string memory : {"256M", "1G"}) {
     for (bool dirty : {false, true}) {
       if (!only.empty() && only != memory + (dirty ? "-dirty" : "-idle")) continue;
-      fmt::print(stderr, "running {} {} ...\n", memory, dirty ? "dirty 64 MiB" : "idle");
-      Outcome l = run_ldm(memory, dirty, false, show_logs);
-      Outcome b = run_baseline(memory, dirty);
-      if (show_logs)
-        fmt::print(stderr, "QEMU's total-time: ldm {:.0f} ms, baseline {:.0f} ms\n", l.qemu_total_ms, b.qemu_total_ms);
-      auto mib = [](const Outcome& o) { return o.finished ? fmt::format("{:.1f} MiB", o.bytes / 1048576.0) : std::string("-"); };
-      auto ok = [](const Outcome& o) {
-        return o.finished ? std::string(o.continued && !o.corrupt ? "yes" : "NO") : std::string("-");
+      std::vector<Outcome> ldm_runs, baseline_runs;
+      for (int round = 0; round < repeat; ++round) {
+        fmt::print(stderr, "running {} {} ({}/{}) ...\n", memory, dirty ? "dirty 64 MiB" : "idle", round + 1, repeat);
+        Outcome l = run_ldm(memory, dirty, false, show_logs);
+        Outcome b = run_baseline(memory, dirty);
+        if (show_logs)
+          fmt::print(stderr, "QEMU's total-time: ldm {:.0f} ms, baseline {:.0f} ms\n", l.qemu_total_ms, b.qemu_total_ms);
+        runs += row(memory, dirty, l, b, fmt::format("ldm: {}, baseline: {}", ok(l), ok(b)));
+        ldm_runs.push_back(l);
+        baseline_runs.push_back(b);
+      }
+      auto median_of = [](const std::vector<Outcome>& all) {
+        std::vector<Outcome> done;
+        for (const auto& o : all)
+          if (o.finished) done.push_back(o);
+        Outcome m;
+        if (done.empty()) {
+          m.note = all.empty() ? "" : all.front().note;
+          return m;
+        }
+        auto median = [&](double Outcome::*field) {
+          std::vector<double> v;
+          for (const auto& o : done) v.push_back(o.*field);
+          std::sort(v.begin(), v.end());
+          return v[v.size() / 2];
+        };
+        m.finished = true;
+        for (auto field : {&Outcome::total_ms, &Outcome::downtime_ms, &Outcome::switch_ms, &Outcome::first_byte_ms,
+                           &Outcome::bytes})
+          m.*field = median(field);
+        return m;
       };
-      table += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | ldm: {}, baseline: {}{} |\n",
-                           memory, dirty ? "dirtying 64 MiB (rate=max)" : "idle", cell(l, l.total_ms, "ms"),
-                           b.finished ? cell(b, b.total_ms, "ms") : b.note, ratio(l, b, l.total_ms, b.total_ms),
-                           cell(l, l.downtime_ms, "ms"), cell(b, b.downtime_ms, "ms"),
-                           ratio(l, b, l.downtime_ms, b.downtime_ms), cell(l, l.switch_ms, "ms"),
-                           cell(b, b.switch_ms, "ms"), mib(l), mib(b), cell(l, l.first_byte_ms, "ms"),
-                           cell(b, b.first_byte_ms, "ms"), ok(l), ok(b), l.finished ? "" : " (ldm failed: " + l.note + ")");
+      auto all_ok = [](const std::vector<Outcome>& all) {
+        int finished = 0, good = 0;
+        for (const auto& o : all) {
+          finished += o.finished;
+          good += o.finished && o.continued && !o.corrupt;
+        }
+        return fmt::format("{}/{}", good, finished);
+      };
+      summary += row(memory, dirty, median_of(ldm_runs), median_of(baseline_runs),
+                     fmt::format("ldm: {}, baseline: {}", all_ok(ldm_runs), all_ok(baseline_runs)));
     }
   }
+  std::string table = repeat > 1 ? "Medians of " + std::to_string(repeat) + " runs each:\n\n" + summary +
+                                       "\nEvery run:\n\n" + runs
+                                 : runs;
   fmt::print("{}", table);
   if (!output.empty()) {
     std::ofstream out(output);
