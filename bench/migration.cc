@@ -402,21 +402,21 @@ int main(int argc, char** argv) {
   if (!output.empty()) {
     std::ofstream out(output);
     out << "# Migration benchmark\n\n"
-        << "Produced by `build/bin/migration --output bench/results/migration.md` (see bench/README.md). One run, "
-           "ldm and the baseline side by side on the same machine: 2 shared cores, QEMU 7.2 under TCG, loopback. "
-           "Absolute figures are noisy; read the ratios.\n\n"
+        << "Produced by `build/bin/migration --repeat 3 --output bench/results/migration.md` (see bench/README.md). "
+           "ldm and the baseline side by side, back to back, on the same machine: 2 shared cores, QEMU 7.2 under "
+           "TCG, loopback. Absolute figures are noisy; read the ratios.\n\n"
         << "- ldm: `ldm migrate-domain -c` between two ldmd (127.0.0.2 -> 127.0.0.3), QEMU stream over TLS, "
-           "max-bandwidth 10 GiB/s, downtime-limit 50 ms. Total = the `ldm` command's wall time (all phases, "
-           "including checks and the handoff).\n"
+           "max-bandwidth 10 GiB/s, downtime-limit 50 ms rising per pass, guest memory preallocated. Total = the "
+           "`ldm` command's wall time (all phases: checks, target QEMU started, stream, handoff, source removed).\n"
         << "- baseline: two bare QEMUs, plain TCP, QEMU's defaults (128 MiB/s cap, 300 ms downtime limit, target "
-           "resumes by itself). Total = wall time from launching the target QEMU to `completed` (ldm's total "
-           "includes starting the target QEMU too).\n"
+           "resumes by itself). Total = wall time from launching the target QEMU until the guest runs there.\n"
         << "- downtime: largest gap between consecutive heartbeats (every 10 ms) seen on the two consoles, over the "
-           "whole migration (it includes the guest's vCPU being starved of host CPU while the stream runs).\n"
+           "whole migration (each console read by its own thread), so it includes stalls outside the switchover.\n"
         << "- switch gap: from the last heartbeat printed on the source to the first later one on the target: the "
            "pause of the switchover itself.\n"
         << "- first byte: ldm = command start until QEMU's stream starts (phases 1-2: TLS, checks, target QEMU "
-           "started); baseline = target QEMU launch until the `migrate` command, plus QEMU's setup-time.\n\n"
+           "started); baseline = target QEMU launch until the `migrate` command, plus QEMU's setup-time.\n"
+        << "- medians: each column's median over the runs; the ratio columns divide the medians.\n\n"
         << table;
   }
   return 0;
