@@ -225,7 +225,7 @@ awaitable<Response> Daemon::migrate(Request& request) {
     }
     summary["qemu_total_ms"] = streamed->value("total-time", 0);
     summary["qemu_downtime_ms"] = streamed->value("downtime", 0);
-    if (streamed->contains("ram")) summary["bytes"] = (*streamed)["ram"].value("transferred", 0);
+    if (streamed->contains("ram")) summary["bytes"] = (*streamed)["ram"].value("transferred", uint64_t{0});  // an int would wrap past 2 GiB
   }
 
   if (og->cancel) {  // bound and inactive domains: nothing to stop
