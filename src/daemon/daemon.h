@@ -89,6 +89,10 @@ class Daemon {
     bool cancel = false;
     bool qemu_cancelled = false;
     protocol::TlsStream* stream = nullptr;  // closed to interrupt phases 1-2
+    // Phase 3 polls QEMU on this timer; QEMU's MIGRATION event for the end of
+    // the stream cuts the wait short (the guest is paused until the commit).
+    asio::steady_timer* poll_timer = nullptr;
+    bool stream_ended = false;
   };
   asio::awaitable<protocol::Response> cancel_migration(const std::string& name, bool force);
   // The source in the error state: resumes it when the target does not run
@@ -118,6 +122,8 @@ class Daemon {
   // Target side of password mode: PAM, the admin group, the rate limit.
   asio::awaitable<nlohmann::json> authenticate_peer(nlohmann::json& message, const std::string& remote);
   // Returns QEMU's final query-migrate (total time, downtime, bytes).
+  // QEMU reported the outgoing stream of `name` in `status`: wakes phase 3 when it ended.
+  void note_stream_status(const std::string& name, const std::string& status);
   asio::awaitable<Result<nlohmann::json>> stream_memory(const std::string& name, const std::string& address, int port,
                                                         const std::string& target_host, protocol::TlsStream& peer,
                                                         Outgoing& outgoing);

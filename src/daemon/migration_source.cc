@@ -485,11 +485,20 @@ awaitable<Result<json>> Daemon::stream_memory(const std::string& name, const std
   uint64_t sent = 0;
   auto last_sent = std::chrono::steady_clock::now();
   bool peer_alive = true;
+  og.poll_timer = &tick;
+  struct Detach {
+    Outgoing& og;
+    ~Detach() { og.poll_timer = nullptr; }
+  } detach{og};
   for (;;) {
-    // Completion is noticed within 10 ms: every ms between QEMU finishing and
-    // the commit is guest-visible downtime.
-    tick.expires_after(10ms);
-    co_await tick.async_wait(asio::use_awaitable);
+    // Every ms between QEMU finishing and the commit is guest-visible
+    // downtime: the MIGRATION event ends the wait at once, and polling every
+    // 10 ms notices what no event reports.
+    if (!og.stream_ended) {
+      tick.expires_after(10ms);
+      (void)co_await tick.async_wait(kNoThrow);
+    }
+    og.stream_ended = false;
     if (og.cancel && !og.qemu_cancelled) {
       og.qemu_cancelled = true;
       spdlog::info("migration of {}: cancelled by the user", name);
@@ -536,6 +545,14 @@ awaitable<Result<json>> Daemon::stream_memory(const std::string& name, const std
                                  target_host, std::chrono::duration_cast<std::chrono::seconds>(kStallLimit).count()));
     }
   }
+}
+
+void Daemon::note_stream_status(const std::string& name, const std::string& status) {
+  if (status != "completed" && status != "failed" && status != "cancelled") return;
+  auto it = outgoing_.find(name);
+  if (it == outgoing_.end()) return;
+  it->second->stream_ended = true;
+  if (it->second->poll_timer) it->second->poll_timer->cancel();
 }
 
 awaitable<void> Daemon::finish_source(const std::string& name) {

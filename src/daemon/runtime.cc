@@ -3,13 +3,19 @@
 #include <chrono>
 #include <ctime>
 #include <fstream>
+#include <optional>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <thread>
 #include <unistd.h>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/posix/stream_descriptor.hpp>
+
+#include "base/async.h"
 #include "base/messages.h"
 #include "base/process.h"
 #include "daemon/daemon.h"
@@ -149,6 +155,7 @@ awaitable<Result<>> Daemon::attach_monitor(const std::string& name) {
   monitors_[uuid] = c;
   c->set_event_handler([this, name](const std::string& event, const json& data) {
     spdlog::info("domain {}: QEMU event {} {}", name, event, data.dump());
+    if (event == "MIGRATION") note_stream_status(name, data.value("status", ""));
   });
   c->set_close_handler([this, name, uuid](const std::string& reason) { on_monitor_closed(name, uuid, reason); });
   auto status = co_await c->execute("query-status");
@@ -198,14 +205,25 @@ Result<> Daemon::record_stopped(const std::string& name, const std::string& last
 }
 
 awaitable<bool> Daemon::wait_for_exit(int pid, std::chrono::milliseconds timeout) {
+  using namespace asio::experimental::awaitable_operators;
   asio::steady_timer timer(io_);
   auto deadline = std::chrono::steady_clock::now() + timeout;
+  // A pidfd turns readable the moment the process exits (a migration's caller
+  // waits for that); without one, /proc is read every 5 ms.
+  int raw = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  std::optional<asio::posix::stream_descriptor> exited;
+  if (raw >= 0) exited.emplace(io_, raw);
   while (process_alive(pid)) {
-    if (std::chrono::steady_clock::now() >= deadline) co_return false;
-    // A QEMU told to quit exits within milliseconds, and a migration's
-    // caller waits for it: look often (reading /proc is cheap).
-    timer.expires_after(5ms);
-    co_await timer.async_wait(asio::use_awaitable);
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) co_return false;
+    timer.expires_after(exited ? std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now) : 5ms);
+    if (exited) {
+      auto readable = exited->async_wait(asio::posix::stream_descriptor::wait_read, kNoThrow);
+      auto expired = timer.async_wait(kNoThrow);
+      (void)co_await (std::move(readable) || std::move(expired));
+    } else {
+      (void)co_await timer.async_wait(kNoThrow);
+    }
   }
   co_return true;
 }
