@@ -402,7 +402,8 @@ int main(int argc, char** argv) {
   if (!output.empty()) {
     std::ofstream out(output);
     out << "# Migration benchmark\n\n"
-        << "Produced by `build/bin/migration --repeat 3 --output bench/results/migration.md` (see bench/README.md). "
+        << "Produced by `build/bin/migration --repeat " << repeat
+        << " --output bench/results/migration.md` (see bench/README.md). "
            "ldm and the baseline side by side, back to back, on the same machine: 2 shared cores, QEMU 7.2 under "
            "TCG, loopback. Absolute figures are noisy; read the ratios.\n\n"
         << "- ldm: `ldm migrate-domain -c` between two ldmd (127.0.0.2 -> 127.0.0.3), QEMU stream over TLS, "
