@@ -146,6 +146,10 @@ class Daemon {
   // Runtime of an active domain.
   Result<hypervisor::LaunchSpec> launch_spec(const model::Domain& domain) const;
   asio::awaitable<Result<>> attach_monitor(const std::string& name);
+  // The handlers of a running domain's monitor: its events logged (and the end
+  // of an outgoing stream noticed), its closing settled.
+  void watch_monitor(const std::string& name, const std::string& uuid,
+                     const std::shared_ptr<hypervisor::qemu::QmpClient>& client);
   void on_monitor_closed(const std::string& name, const std::string& uuid, const std::string& reason);
   asio::awaitable<void> settle_dead_domain(std::string name, std::string reason);
   asio::awaitable<bool> wait_for_exit(int pid, std::chrono::milliseconds timeout);

@@ -408,6 +408,7 @@ awaitable<Result<>> Daemon::commit_incoming(const std::string& name) {
   // While this runs, a recovering source's question gets "undecided".
   ScopedMember committing{committing_, name};
   bool active = d->runtime.pid > 0;
+  std::string uuid = d->uuid;  // `d` does not outlive the next mutate()
   if (active) {
     auto qmp = monitors_.contains(d->uuid) ? monitors_[d->uuid] : nullptr;
     if (!qmp) co_return fail("the target lost the monitor of " + name);
@@ -439,6 +440,8 @@ awaitable<Result<>> Daemon::commit_incoming(const std::string& name) {
     auto cont = co_await qmp->execute("cont");
     if (!cont) co_return fail(fmt::format("the target could not resume {}: {}", name, cont.error().text()));
     spdlog::info("migration: {} resumed here", name);
+    // From now on a domain of this host like any other (its next migration out included).
+    watch_monitor(name, uuid, qmp);
   }
   set_migration(name, model::MigrationStatus{});
   release(name);

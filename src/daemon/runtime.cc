@@ -153,11 +153,7 @@ awaitable<Result<>> Daemon::attach_monitor(const std::string& name) {
   if (!client) co_return fail(client.error());
   auto c = *client;
   monitors_[uuid] = c;
-  c->set_event_handler([this, name](const std::string& event, const json& data) {
-    spdlog::info("domain {}: QEMU event {} {}", name, event, data.dump());
-    if (event == "MIGRATION") note_stream_status(name, data.value("status", ""));
-  });
-  c->set_close_handler([this, name, uuid](const std::string& reason) { on_monitor_closed(name, uuid, reason); });
+  watch_monitor(name, uuid, c);
   auto status = co_await c->execute("query-status");
   if (status && status->contains("status"))
     (void)mutate([&](model::HostModel& m) -> Result<> {
@@ -165,6 +161,15 @@ awaitable<Result<>> Daemon::attach_monitor(const std::string& name) {
       return {};
     });
   co_return Result<>{};
+}
+
+void Daemon::watch_monitor(const std::string& name, const std::string& uuid,
+                           const std::shared_ptr<hypervisor::qemu::QmpClient>& client) {
+  client->set_event_handler([this, name](const std::string& event, const json& data) {
+    spdlog::info("domain {}: QEMU event {} {}", name, event, data.dump());
+    if (event == "MIGRATION") note_stream_status(name, data.value("status", ""));
+  });
+  client->set_close_handler([this, name, uuid](const std::string& reason) { on_monitor_closed(name, uuid, reason); });
 }
 
 void Daemon::on_monitor_closed(const std::string& name, const std::string& uuid, const std::string& reason) {

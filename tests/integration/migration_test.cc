@@ -129,6 +129,10 @@ TEST_P(Migration, BackAndForthFiveTimes) {
     migrate_live(*b_, *a_, address_a_, "ldg1");
     if (HasFatalFailure()) return;
   }
+  // A domain that arrived by migration is watched like any other: host B saw
+  // its outgoing streams end through QEMU's events, as the host it started on did.
+  EXPECT_NE(b_->log().find(R"(domain ldg1: QEMU event MIGRATION {"status":"completed"})"), std::string::npos)
+      << b_->log_excerpt();
 }
 
 TEST_P(Migration, BoundAndInactiveDomainsArriveInTheirState) {
