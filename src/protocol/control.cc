@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "base/messages.h"
+#include "protocol/frame.h"
 
 namespace ldm::protocol {
 
@@ -24,6 +25,7 @@ Result<Request> decode_request(const std::string& line) {
   auto j = json::parse(line, nullptr, false);
   if (j.is_discarded()) return fail(msg::malformed_request("not valid JSON"));
   if (!j.is_object()) return fail(msg::malformed_request("expected a JSON object"));
+  if (!floats_in_range(j)) return fail(msg::malformed_request("a number is out of range"));
   if (!j.contains("command") || !j["command"].is_string())
     return fail(msg::malformed_request("missing string member 'command'"));
   Request r;

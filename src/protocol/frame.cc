@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <initializer_list>
 #include <string_view>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -104,10 +105,26 @@ Result<> check_shape(const json& m) {
   return {};
 }
 
+bool floats_in_range(const json& value) {
+  std::vector<const json*> pending{&value};
+  while (!pending.empty()) {
+    const json* v = pending.back();
+    pending.pop_back();
+    if (v->is_number_float()) {
+      double d = v->get<double>();
+      if (!(d > -1.0 && d < 2147483648.0)) return false;
+    } else if (v->is_structured()) {
+      for (const auto& child : *v) pending.push_back(&child);
+    }
+  }
+  return true;
+}
+
 Result<json> decode_message(const std::string& payload) {
   auto j = json::parse(payload, nullptr, false);
   if (j.is_discarded()) return fail("peer sent a malformed message");
   if (auto shape = check_shape(j); !shape) return fail(shape.error());
+  if (!floats_in_range(j)) return fail("peer sent a number out of range");
   return j;
 }
 

@@ -33,4 +33,11 @@ Result<nlohmann::json> decode_message(const std::string& payload);
 // The shape check alone, for messages built in memory.
 Result<> check_shape(const nlohmann::json& message);
 
+// True when every number with a fraction or an exponent in `value` lies in
+// (-1, 2^31): converting a double outside its target type's range is undefined
+// behaviour, and ldmd reads such numbers into int and uint64_t fields. Whole
+// numbers written without a fraction are not limited (their conversions are
+// defined). Walks without recursion, so depth costs no stack.
+bool floats_in_range(const nlohmann::json& value);
+
 }  // namespace ldm::protocol

@@ -31,6 +31,8 @@ TEST(ControlProtocol, MalformedRequestsAreRefusedWithTheReason) {
                {R"({"args": {}})", "missing string member 'command'"},
                {R"({"command": 7})", "missing string member 'command'"},
                {R"({"command": "ls", "args": []})", "'args' must be an object"},
+               {R"({"command": "add-domain", "args": {"vcpus": 3e40}})", "a number is out of range"},
+               {R"({"command": "ls", "args": {"x": [[-2.5]]}})", "a number is out of range"},
                {std::string(protocol::kMaxControlMessage + 1, ' '), "request too large"}};
   for (const auto& c : cases) {
     auto r = protocol::decode_request(c.line);

@@ -137,6 +137,10 @@ TEST(PeerFrames, EveryMessageMustHaveItsShape) {
   EXPECT_EQ(refused(R"({"type":"check","domain":[]})"), "peer sent a 'check' message whose 'domain' is not an object");
   EXPECT_EQ(refused(R"({"type":"query","uuid":null})"), "peer sent a 'query' message whose 'uuid' is not a string");
   EXPECT_EQ(refused(R"({"type":"error","messages":[1]})"), "peer sent an 'error' message whose messages are not strings");
+  // A double read into an int must fit it (found by fuzz_peer_message: UB in the conversion).
+  EXPECT_EQ(refused(R"({"type":"progress","status":{"progress":3.3e58}})"), "peer sent a number out of range");
+  EXPECT_EQ(refused(R"({"type":"progress","status":{"transferred":-7.5}})"), "peer sent a number out of range");
+  EXPECT_TRUE(protocol::decode_message(R"({"type":"progress","status":{"progress":40,"rate_mbps":812.5}})"));
   std::string long_password = R"({"type":"auth","user":"u","password":")" + std::string(257, 'x') + "\"}";
   EXPECT_EQ(refused(long_password.c_str()), "peer sent credentials longer than allowed");
 }
