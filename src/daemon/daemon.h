@@ -146,6 +146,7 @@ class Daemon {
   // Runtime of an active domain.
   Result<hypervisor::LaunchSpec> launch_spec(const model::Domain& domain) const;
   asio::awaitable<Result<>> attach_monitor(const std::string& name);
+  asio::awaitable<Result<>> consume_boot_dirty_marks(const std::string& name);
   // The handlers of a running domain's monitor: its events logged (and the end
   // of an outgoing stream noticed), its closing settled.
   void watch_monitor(const std::string& name, const std::string& uuid,

@@ -39,6 +39,10 @@ json uri_argument(const std::string& address, int port) {
 
 json object_id(const std::string& id) { return {{"id", id}}; }
 
+json discard_uri_argument() { return json{{"uri", "exec:cat > /dev/null"}}; }
+
+json discard_parameters() { return json{{"max-bandwidth", int64_t{1} << 20}}; }
+
 int progress_of(const json& q, int previous) {
   std::string status = q.value("status", "");
   if (status == "completed") return 100;

@@ -35,6 +35,12 @@ nlohmann::json target_parameters();
 nlohmann::json uri_argument(const std::string& address, int port);
 nlohmann::json object_id(const std::string& id);
 
+// A migration to nowhere that a new TCG guest starts and cancels before it
+// first runs (Daemon::consume_boot_dirty_marks): the stream is discarded and
+// capped at 1 MiB/s so that it cannot complete before the cancel.
+nlohmann::json discard_uri_argument();
+nlohmann::json discard_parameters();
+
 // Progress as a percentage from query-migrate: never more than 99 until QEMU
 // says completed, and never less than `previous` (progress must not go back).
 int progress_of(const nlohmann::json& query_migrate, int previous);
