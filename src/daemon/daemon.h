@@ -121,9 +121,13 @@ class Daemon {
   asio::awaitable<void> reconcile_loop();
   // Target side of password mode: PAM, the admin group, the rate limit.
   asio::awaitable<nlohmann::json> authenticate_peer(nlohmann::json& message, const std::string& remote);
-  // Returns QEMU's final query-migrate (total time, downtime, bytes).
   // QEMU reported the outgoing stream of `name` in `status`: wakes phase 3 when it ended.
   void note_stream_status(const std::string& name, const std::string& status);
+  // The source QEMU's credentials, capabilities and parameters, set while the
+  // target starts its QEMU.
+  asio::awaitable<Result<>> ready_outgoing_qemu(const std::string& name, const std::string& target_host);
+  // Starts the stream on a readied QEMU; returns QEMU's final query-migrate
+  // (total time, downtime, bytes).
   asio::awaitable<Result<nlohmann::json>> stream_memory(const std::string& name, const std::string& address, int port,
                                                         const std::string& target_host, protocol::TlsStream& peer,
                                                         Outgoing& outgoing);

@@ -201,6 +201,10 @@ awaitable<Response> Daemon::migrate(Request& request) {
     undo();
     co_return og->cancel ? cancelled() : Response::failure(w.error());
   }
+  // The target now allocates the guest's memory, the longest step before the
+  // first byte: the source QEMU gets ready meanwhile.
+  Result<> qemu_ready;
+  if (domain.state == model::DomainState::Active) qemu_ready = co_await ready_outgoing_qemu(*name, target_host);
   auto prepared = co_await protocol::expect_message(stream, "prepared", kPeerTimeout);
   if (!prepared || og->cancel) {
     // A cancel that closed the connection: the target undoes what it made when it ends.
@@ -212,8 +216,10 @@ awaitable<Response> Daemon::migrate(Request& request) {
   summary["first_byte_ms"] = elapsed_ms();
   og->phase = Outgoing::Phase::Stream;
   if (domain.state == model::DomainState::Active) {
-    auto streamed = co_await stream_memory(*name, prepared->value("address", host), prepared->value("port", 0),
-                                           target_host, stream, *og);
+    Result<json> streamed = fail(qemu_ready ? std::string() : qemu_ready.error().text());
+    if (qemu_ready)
+      streamed = co_await stream_memory(*name, prepared->value("address", host), prepared->value("port", 0), target_host,
+                                        stream, *og);
     if (!streamed || og->cancel) {
       (void)co_await protocol::write_message(stream, abandon_message(streamed.error().text()));
       (void)co_await protocol::expect_message(stream, "abandoned", 10s);
@@ -453,9 +459,7 @@ awaitable<std::vector<migration::CheckFailure>> Daemon::check_outgoing(const mod
   co_return failures;
 }
 
-awaitable<Result<json>> Daemon::stream_memory(const std::string& name, const std::string& address, int port,
-                                              const std::string& target_host, protocol::TlsStream& peer,
-                                              Outgoing& og) {
+awaitable<Result<>> Daemon::ready_outgoing_qemu(const std::string& name, const std::string& target_host) {
   const model::Domain* d = model_.find(name);
   if (!d) co_return fail(msg::domain_not_found(name));
   auto it = monitors_.find(d->uuid);
@@ -467,12 +471,23 @@ awaitable<Result<json>> Daemon::stream_memory(const std::string& name, const std
   std::vector<std::pair<std::string, json>> steps = {
       {"object-add", migration::tls_credentials("client", tls_.qemu_dir)},
       {"migrate-set-capabilities", migration::events_capability()},
-      {"migrate-set-parameters", migration::source_parameters(target_host)},
-      {"migrate", migration::uri_argument(address, port)}};
+      {"migrate-set-parameters", migration::source_parameters(target_host)}};
   for (const auto& [cmd, args] : steps) {
     auto r = co_await qmp->execute(cmd, args);
     if (!r) co_return fail(r.error());
   }
+  co_return Result<>{};
+}
+
+awaitable<Result<json>> Daemon::stream_memory(const std::string& name, const std::string& address, int port,
+                                              const std::string& target_host, protocol::TlsStream& peer,
+                                              Outgoing& og) {
+  const model::Domain* d = model_.find(name);
+  if (!d) co_return fail(msg::domain_not_found(name));
+  auto it = monitors_.find(d->uuid);
+  if (it == monitors_.end()) co_return fail("the QEMU monitor of " + name + " is not connected");
+  auto qmp = it->second;
+  if (auto r = co_await qmp->execute("migrate", migration::uri_argument(address, port)); !r) co_return fail(r.error());
   if (fault_points_.contains("source-streaming")) {
     spdlog::warn("fault injection: stream of {} throttled to 4 MiB/s", name);
     (void)co_await qmp->execute("migrate-set-parameters", throttled_stream());
