@@ -150,6 +150,8 @@ class Daemon {
   // Runtime of an active domain.
   Result<hypervisor::LaunchSpec> launch_spec(const model::Domain& domain) const;
   asio::awaitable<Result<>> attach_monitor(const std::string& name);
+  // The connected QEMU monitor of active domain `name`.
+  Result<std::shared_ptr<hypervisor::qemu::QmpClient>> monitor_of(const std::string& name) const;
   asio::awaitable<Result<>> consume_boot_dirty_marks(const std::string& name);
   // The handlers of a running domain's monitor: its events logged (and the end
   // of an outgoing stream noticed), its closing settled.

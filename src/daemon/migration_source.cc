@@ -216,8 +216,10 @@ awaitable<Response> Daemon::migrate(Request& request) {
   summary["first_byte_ms"] = elapsed_ms();
   og->phase = Outgoing::Phase::Stream;
   if (domain.state == model::DomainState::Active) {
-    Result<json> streamed = fail(qemu_ready ? std::string() : qemu_ready.error().text());
-    if (qemu_ready)
+    Result<json> streamed;
+    if (!qemu_ready)
+      streamed = fail(qemu_ready.error());
+    else
       streamed = co_await stream_memory(*name, prepared->value("address", host), prepared->value("port", 0), target_host,
                                         stream, *og);
     if (!streamed || og->cancel) {
@@ -460,11 +462,9 @@ awaitable<std::vector<migration::CheckFailure>> Daemon::check_outgoing(const mod
 }
 
 awaitable<Result<>> Daemon::ready_outgoing_qemu(const std::string& name, const std::string& target_host) {
-  const model::Domain* d = model_.find(name);
-  if (!d) co_return fail(msg::domain_not_found(name));
-  auto it = monitors_.find(d->uuid);
-  if (it == monitors_.end()) co_return fail("the QEMU monitor of " + name + " is not connected");
-  auto qmp = it->second;
+  auto monitor = monitor_of(name);
+  if (!monitor) co_return fail(monitor.error());
+  auto qmp = *monitor;
   (void)co_await qmp->execute("object-del", migration::object_id(migration::kTlsCredsId));
   // A named list, not a braced temporary: GCC 12 destroys the temporary of a
   // range-for twice when its body suspends.
@@ -482,11 +482,9 @@ awaitable<Result<>> Daemon::ready_outgoing_qemu(const std::string& name, const s
 awaitable<Result<json>> Daemon::stream_memory(const std::string& name, const std::string& address, int port,
                                               const std::string& target_host, protocol::TlsStream& peer,
                                               Outgoing& og) {
-  const model::Domain* d = model_.find(name);
-  if (!d) co_return fail(msg::domain_not_found(name));
-  auto it = monitors_.find(d->uuid);
-  if (it == monitors_.end()) co_return fail("the QEMU monitor of " + name + " is not connected");
-  auto qmp = it->second;
+  auto monitor = monitor_of(name);
+  if (!monitor) co_return fail(monitor.error());
+  auto qmp = *monitor;
   if (auto r = co_await qmp->execute("migrate", migration::uri_argument(address, port)); !r) co_return fail(r.error());
   if (fault_points_.contains("source-streaming")) {
     spdlog::warn("fault injection: stream of {} throttled to 4 MiB/s", name);

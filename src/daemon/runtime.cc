@@ -137,11 +137,12 @@ awaitable<Result<>> Daemon::start_domain(const std::string& name) {
   if (spec->paused) {
     if (auto c = co_await consume_boot_dirty_marks(name); !c)
       spdlog::warn("domain {}: its first migration will pause it longer: {}", name, c.error().text());
-    Result<json> cont = fail("its QEMU monitor is not connected");
-    if (auto it = monitors_.find(spec->domain.uuid); it != monitors_.end()) {
-      auto qmp = it->second;
-      cont = co_await qmp->execute("cont");
-    }
+    auto qmp = monitor_of(name);
+    Result<json> cont;
+    if (!qmp)
+      cont = fail(qmp.error());
+    else
+      cont = co_await (*qmp)->execute("cont");
     if (!cont) {
       // Started but never resumed: stop it rather than leave a paused guest behind.
       release(name);
@@ -186,11 +187,9 @@ awaitable<Result<std::string>> wait_for_status_change(std::shared_ptr<hypervisor
 // that time now, before the guest first runs; afterwards only pages written
 // while a migration runs are marked, and the per-page sync stays in force.
 awaitable<Result<>> Daemon::consume_boot_dirty_marks(const std::string& name) {
-  const model::Domain* d = model_.find(name);
-  if (!d) co_return fail(msg::domain_not_found(name));
-  auto it = monitors_.find(d->uuid);
-  if (it == monitors_.end()) co_return fail("its QEMU monitor is not connected");
-  auto qmp = it->second;
+  auto monitor = monitor_of(name);
+  if (!monitor) co_return fail(monitor.error());
+  auto qmp = *monitor;
   if (auto r = co_await qmp->execute("migrate-set-parameters", migration::discard_parameters()); !r)
     co_return fail(r.error());
   if (auto r = co_await qmp->execute("migrate", migration::discard_uri_argument()); !r) co_return fail(r.error());
@@ -233,6 +232,14 @@ awaitable<Result<>> Daemon::attach_monitor(const std::string& name) {
       return {};
     });
   co_return Result<>{};
+}
+
+Result<std::shared_ptr<hypervisor::qemu::QmpClient>> Daemon::monitor_of(const std::string& name) const {
+  const model::Domain* d = model_.find(name);
+  if (!d) return fail(msg::domain_not_found(name));
+  auto it = monitors_.find(d->uuid);
+  if (it == monitors_.end()) return fail("the QEMU monitor of " + name + " is not connected");
+  return it->second;
 }
 
 void Daemon::watch_monitor(const std::string& name, const std::string& uuid,
