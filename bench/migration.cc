@@ -345,8 +345,10 @@ int main(int argc, char** argv) {
                        cell(b, b.first_byte_ms, "ms"), ok_text, l.finished ? "" : " (ldm failed: " + l.note + ")");
   };
   auto ok = [](const Outcome& o) { return o.finished ? std::string(o.continued && !o.corrupt ? "yes" : "NO") : std::string("-"); };
-  // Each case runs `repeat` times, ldm and the baseline back to back; the
-  // summary takes the median of each figure (this machine is noisy).
+  // Each case runs `repeat` times, ldm and the baseline back to back, the
+  // baseline first in every other round so neither side always gets the
+  // memory the other has just freed (bench/README.md); the summary takes the
+  // median of each figure (this machine is noisy).
   std::string runs = header, summary = header;
   for (std::string memory : {"256M", "1G"}) {
     for (bool dirty : {false, true}) {
@@ -354,11 +356,16 @@ int main(int argc, char** argv) {
       std::vector<Outcome> ldm_runs, baseline_runs;
       for (int round = 0; round < repeat; ++round) {
         fmt::print(stderr, "running {} {} ({}/{}) ...\n", memory, dirty ? "dirty 64 MiB" : "idle", round + 1, repeat);
-        Outcome l = run_ldm(memory, dirty, false, show_logs);
-        Outcome b = run_baseline(memory, dirty);
+        bool baseline_first = round % 2 == 1;
+        Outcome l, b;
+        if (baseline_first) b = run_baseline(memory, dirty);
+        l = run_ldm(memory, dirty, false, show_logs);
+        if (!baseline_first) b = run_baseline(memory, dirty);
         if (show_logs)
           fmt::print(stderr, "QEMU's total-time: ldm {:.0f} ms, baseline {:.0f} ms\n", l.qemu_total_ms, b.qemu_total_ms);
-        runs += row(memory, dirty, l, b, fmt::format("ldm: {}, baseline: {}", ok(l), ok(b)));
+        runs +=
+            row(memory, dirty, l, b,
+                fmt::format("ldm: {}, baseline: {} ({} ran first)", ok(l), ok(b), baseline_first ? "baseline" : "ldm"));
         ldm_runs.push_back(l);
         baseline_runs.push_back(b);
       }
@@ -404,7 +411,8 @@ int main(int argc, char** argv) {
     out << "# Migration benchmark\n\n"
         << "Produced by `build/bin/migration --repeat " << repeat
         << " --output bench/results/migration.md` (see bench/README.md). "
-           "ldm and the baseline side by side, back to back, on the same machine: 2 shared cores, QEMU 7.2 under "
+           "ldm and the baseline side by side, back to back (the baseline first in every other round), on the same "
+           "machine: 2 shared cores, QEMU 7.2 under "
            "TCG, loopback. Absolute figures are noisy; read the ratios.\n\n"
         << "- ldm: `ldm migrate-domain -c` between two ldmd (127.0.0.2 -> 127.0.0.3), QEMU stream over TLS, "
            "max-bandwidth 10 GiB/s, downtime-limit 50 ms rising per pass, guest memory preallocated. Total = the "
