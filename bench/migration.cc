@@ -299,17 +299,20 @@ int main(int argc, char** argv) {
   std::string output, only;
   bool demo = false, show_logs = false;
   int repeat = 1;
+  int cool_down_s = 20;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--output" && i + 1 < argc) output = argv[++i];
     else if (a == "--only" && i + 1 < argc) only = argv[++i];
     else if (a == "--repeat" && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--cool-down" && i + 1 < argc)
+      cool_down_s = std::max(0, std::atoi(argv[++i]));
     else if (a == "--logs") show_logs = true;
     else if (a == "--demo") demo = true;
     else {
       fmt::print(stderr,
                  "usage: migration [--output FILE] [--only 256M-idle|256M-dirty|1G-idle|1G-dirty] [--repeat N] "
-                 "[--logs] | --demo\n");
+                 "[--cool-down SECONDS] [--logs] | --demo\n");
       return 2;
     }
   }
@@ -345,10 +348,19 @@ int main(int argc, char** argv) {
                        cell(b, b.first_byte_ms, "ms"), ok_text, l.finished ? "" : " (ldm failed: " + l.note + ")");
   };
   auto ok = [](const Outcome& o) { return o.finished ? std::string(o.continued && !o.corrupt ? "yes" : "NO") : std::string("-"); };
-  // Each case runs `repeat` times, ldm and the baseline back to back, the
-  // baseline first in every other round so neither side always gets the
-  // memory the other has just freed (bench/README.md); the summary takes the
-  // median of each figure (this machine is noisy).
+  // Memory the previous run freed stays cheap to allocate for ~10 s on a host
+  // whose balloon reports free memory (bench/README.md); every run starts
+  // after the same pause so that both sides allocate from memory equally cold.
+  auto cooled = [&](auto run_one, auto&&... args) {
+    if (cool_down_s > 0) {
+      fmt::print(stderr, "cooling down {} s ...\n", cool_down_s);
+      std::this_thread::sleep_for(std::chrono::seconds(cool_down_s));
+    }
+    return run_one(args...);
+  };
+  // Each case runs `repeat` times, ldm and the baseline in turn, the baseline
+  // first in every other round; the summary takes the median of each figure
+  // (this machine is noisy).
   std::string runs = header, summary = header;
   for (std::string memory : {"256M", "1G"}) {
     for (bool dirty : {false, true}) {
@@ -358,9 +370,9 @@ int main(int argc, char** argv) {
         fmt::print(stderr, "running {} {} ({}/{}) ...\n", memory, dirty ? "dirty 64 MiB" : "idle", round + 1, repeat);
         bool baseline_first = round % 2 == 1;
         Outcome l, b;
-        if (baseline_first) b = run_baseline(memory, dirty);
-        l = run_ldm(memory, dirty, false, show_logs);
-        if (!baseline_first) b = run_baseline(memory, dirty);
+        if (baseline_first) b = cooled(run_baseline, memory, dirty);
+        l = cooled(run_ldm, memory, dirty, false, show_logs);
+        if (!baseline_first) b = cooled(run_baseline, memory, dirty);
         if (show_logs)
           fmt::print(stderr, "QEMU's total-time: ldm {:.0f} ms, baseline {:.0f} ms\n", l.qemu_total_ms, b.qemu_total_ms);
         runs +=
@@ -409,11 +421,13 @@ int main(int argc, char** argv) {
   if (!output.empty()) {
     std::ofstream out(output);
     out << "# Migration benchmark\n\n"
-        << "Produced by `build/bin/migration --repeat " << repeat
+        << "Produced by `build/bin/migration --repeat " << repeat << " --cool-down " << cool_down_s
         << " --output bench/results/migration.md` (see bench/README.md). "
-           "ldm and the baseline side by side, back to back (the baseline first in every other round), on the same "
-           "machine: 2 shared cores, QEMU 7.2 under "
-           "TCG, loopback. Absolute figures are noisy; read the ratios.\n\n"
+           "ldm and the baseline side by side in one run of the program, the baseline first in every other round, "
+           "each run starting after "
+        << cool_down_s
+        << " s idle so that both allocate from equally cold memory, on the same machine: 2 shared cores, QEMU 7.2 "
+           "under TCG, loopback. Absolute figures are noisy; read the ratios.\n\n"
         << "- ldm: `ldm migrate-domain -c` between two ldmd (127.0.0.2 -> 127.0.0.3), QEMU stream over TLS, "
            "max-bandwidth 10 GiB/s, downtime-limit 50 ms rising per pass, guest memory preallocated. Total = the "
            "`ldm` command's wall time (all phases: checks, target QEMU started, stream, handoff, source removed). "
