@@ -362,6 +362,14 @@ bool eventually(const std::function<bool()>& check, std::chrono::milliseconds ti
   return check();
 }
 
+bool stream_started(const Host& source, const std::string& domain, std::chrono::milliseconds timeout) {
+  return eventually(
+      [&] {
+        return source.ok({"list", "-o", "status", "-p", domain}).find("progress=0|") == std::string::npos;
+      },
+      timeout);
+}
+
 }  // namespace ldm::itest
 
 namespace ldm::itest {

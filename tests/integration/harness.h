@@ -188,4 +188,8 @@ class NamespacePair {
 // Polls `check` every 50 ms until it holds or `timeout` passes.
 bool eventually(const std::function<bool()>& check, std::chrono::milliseconds timeout = 20s);
 
+// Waits until the migration of `domain` away from `source` has sent its first
+// bytes: the target's QEMU is set up and the stream runs.
+bool stream_started(const Host& source, const std::string& domain, std::chrono::milliseconds timeout = 30s);
+
 }  // namespace ldm::itest

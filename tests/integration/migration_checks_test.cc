@@ -3,6 +3,7 @@
 // run, delayed reconfiguration end to end, and what is refused while a
 // migration runs. A refused migration must leave both hosts exactly as they
 // were: same model, same QEMU processes, the guest still beating.
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -276,7 +277,7 @@ TEST(DelayedReconfiguration, HeldUntilTheNextStartAndCancellable) {
 
 TEST(MigrationChecks, OperationsAreBlockedOnBothHostsWhileAMigrationRuns) {
   HostPair p;
-  // A guest that keeps 48 MiB dirty at full speed: the migration takes seconds.
+  // A guest that keeps 48 MiB dirty at full speed, so there are dirty pages to send.
   p.A->ok({"add-domain", "vcpus=1", "memory=256M", "kernel=" + test_guest(), "cmdline=hb=20 dirty=48M rate=max",
            "ldg1"});
   p.A->ok({"bind", "ldg1"});
@@ -288,6 +289,19 @@ TEST(MigrationChecks, OperationsAreBlockedOnBothHostsWhileAMigrationRuns) {
   auto migration = std::async(std::launch::async, [&] { return p.A->ldm({"migrate-domain", "-c", "ldg1", kAddressB}); });
   ASSERT_TRUE(eventually([&] { return p.B->record("ldg1")["flags"] == "-----t"; }, 60s)) << p.B->log();
   EXPECT_EQ(p.A->record("ldg1")["flags"], "-n---s");
+  // The dirtying guest alone does not keep the stream going long enough for
+  // eight ldm commands under the sanitizers (it has converged in 3 s). Once the
+  // stream runs, the target QEMU, stopped, stops reading: the stream stalls
+  // (for far less than ldmd's 20 s stall limit) until it is resumed, also
+  // when a check fails.
+  ASSERT_TRUE(stream_started(*p.A, "ldg1"));
+  ASSERT_EQ(p.B->qemu_pids().size(), 1u);
+  const pid_t incoming_qemu = p.B->qemu_pids().front();
+  ASSERT_EQ(kill(incoming_qemu, SIGSTOP), 0);
+  struct Resume {
+    pid_t pid;
+    ~Resume() { kill(pid, SIGCONT); }
+  } resume{incoming_qemu};
 
   struct Refusal {
     const Host* host;
@@ -309,6 +323,7 @@ TEST(MigrationChecks, OperationsAreBlockedOnBothHostsWhileAMigrationRuns) {
     EXPECT_NE(r.exit_code, 0) << refusal.args[0] << " " << refusal.args.back();
     EXPECT_NE(r.err.find(refusal.expected), std::string::npos) << r.err;
   }
+  kill(incoming_qemu, SIGCONT);
   auto done = migration.get();
   ASSERT_EQ(done.exit_code, 0) << done.err;
   EXPECT_EQ(p.B->record("ldg1")["state"], "active");

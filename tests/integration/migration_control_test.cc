@@ -29,9 +29,7 @@ class MigrationControl : public ::testing::Test {
   std::future<CommandResult> start_migration() {
     auto running = A->ldm_async({"migrate-domain", "-c", "ldg1", kAddressB}, ldm_pid);
     EXPECT_TRUE(eventually([&] { return B->record("ldg1")["flags"] == "-----t"; }, 60s)) << B->log();
-    EXPECT_TRUE(eventually([&] { return A->ok({"list", "-o", "status", "-p", "ldg1"}).find("progress=0|") ==
-                                        std::string::npos; },
-                           30s));
+    EXPECT_TRUE(stream_started(*A, "ldg1"));
     return running;
   }
 
